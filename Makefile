@@ -1,0 +1,30 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The extension is rebuilt when any of these change.
+BUILD_INPUTS := requirements.txt pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
+
+.PHONY: setup demo test test-slow clean
+
+setup: $(STAMP)
+
+$(STAMP): $(BUILD_INPUTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-build-isolation -e .
+	touch $@
+
+demo: setup
+	$(VENV)/bin/resnet-edge demo --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf build runs *.egg-info resnet_edge/*.so

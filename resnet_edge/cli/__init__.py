@@ -1,0 +1,39 @@
+"""The ``resnet-edge`` command line: one module per command, registered on one click group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import ResnetEdgeError
+
+
+class ResnetEdgeGroup(click.Group):
+    """A click group that turns the package's errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ResnetEdgeError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=ResnetEdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resnet-edge")
+def main() -> None:
+    """Build, train, fuse, quantize, compile and validate the ResNets of He et al. 2015."""
+
+
+def _register() -> None:
+    from .models_cmd import models
+
+    for command in (models,):
+        main.add_command(command)
+
+
+_register()
