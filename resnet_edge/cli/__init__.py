@@ -31,8 +31,9 @@ def main() -> None:
 
 def _register() -> None:
     from .models_cmd import models
+    from .train_cmd import train
 
-    for command in (models,):
+    for command in (models, train):
         main.add_command(command)
 
 

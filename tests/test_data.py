@@ -1,0 +1,90 @@
+"""The --data spec: shapes, ImageFolder directories, CIFAR-10 batches, presets, bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet_edge.data import SHAPE_CLASSES, eval_transform, get_preset, open_data, train_transform
+from resnet_edge.errors import UsageError
+
+
+def test_shapes_is_deterministic_and_balanced():
+    source = open_data("shapes:60")
+    first, second = source.split("train"), source.split("train")
+    assert np.array_equal(np.asarray(first[7][0]), np.asarray(second[7][0]))
+    assert not np.array_equal(np.asarray(first[7][0]), np.asarray(source.split("val")[7][0]))
+    labels = [first[i][1] for i in range(len(first))]
+    assert sorted(set(labels)) == list(range(len(SHAPE_CLASSES)))
+    assert labels.count(0) == labels.count(5) == 10
+    assert first.sample_sha256(3) == second.sample_sha256(3)
+
+
+@pytest.mark.parametrize("preset,size", [("cifar", 32), ("imagenet", 224)])
+def test_presets_produce_normalised_crops(preset, size):
+    pre = get_preset(preset)
+    image = open_data("shapes:12").split("val")[0][0]
+    for transform in (eval_transform(pre), train_transform(pre)):
+        tensor = transform(image)
+        assert tensor.shape == (3, size, size) and tensor.dtype == torch.float32
+    assert get_preset(preset).to_dict()["crop"] == size
+
+
+def _write_folder(root, classes=("cat", "dog"), per_class=3):
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            Image.new("RGB", (40, 30), (index * 40, 0, 0)).save(root / name / f"{index}.png")
+
+
+def test_folder_with_splits(tmp_path):
+    _write_folder(tmp_path / "train")
+    _write_folder(tmp_path / "val", per_class=2)
+    source = open_data(str(tmp_path))
+    assert source.classes == ("cat", "dog") and source.has_splits
+    assert len(source.split("train")) == 6 and len(source.split("val")) == 4
+    assert source.split("val").sample_id(0) == "cat/0.png"
+
+
+def test_folder_without_splits_is_used_whole(tmp_path):
+    _write_folder(tmp_path)
+    source = open_data(str(tmp_path))
+    assert not source.has_splits and len(source.split("val")) == 6
+
+
+def test_cifar10_batches(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 1]}
+        (tmp_path / name).write_bytes(pickle.dumps(batch))
+    (tmp_path / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"airplane", b"automobile", b"bird"]}))
+    source = open_data(f"cifar10:{tmp_path}")
+    assert source.classes == ("airplane", "automobile", "bird")
+    train, val = source.split("train"), source.split("val", eval_transform(get_preset("cifar")))
+    assert len(train) == 20 and len(val) == 4
+    assert train[0][0].size == (32, 32) and val[3][1] == 1
+
+
+@pytest.mark.parametrize(
+    "spec_fn,message",
+    [
+        (lambda p: str(p / "missing"), "does not exist"),
+        (lambda p: str(p), "is empty"),
+        (lambda p: "shapes:x", "must be an integer"),
+        (lambda p: f"cifar10:{p}", "no CIFAR-10 python batches"),
+    ],
+)
+def test_bad_data_specs_are_usage_errors(tmp_path, spec_fn, message):
+    with pytest.raises(UsageError, match=message):
+        open_data(spec_fn(tmp_path))
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    _write_folder(tmp_path)
+    (tmp_path / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
+    dataset = open_data(str(tmp_path)).split("val")
+    index = [i for i, (path, _) in enumerate(dataset.samples) if path.endswith("broken.jpg")][0]
+    with pytest.raises(UsageError, match="broken.jpg"):
+        dataset[index]
