@@ -212,6 +212,8 @@ def _train(config, spec, source, device, context, echo) -> dict:
     warmup = _Warmup(optimizer, config.warmup if config.warmup is not None else spec.family == "cifar" and spec.depth > 100)
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if state is None:  # a fresh run starts a fresh history
+            (out / "metrics.jsonl").unlink(missing_ok=True)
         echo(
             f"training {config.arch} on {config.data}: {len(train_set)} train / {len(val_set)} val images, "
             f"{source.num_classes} classes, {context.world_size} process(es) on {device}, lr {lr:g}"
