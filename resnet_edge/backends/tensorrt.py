@@ -334,9 +334,7 @@ class TensorRTBackend(Backend):
             started = time.time()
             quantized = modelopt_ptq.calibrate(prepared, config.calibration, ptq_config, device=cuda)
             config.log(f"calibrated {len(modelopt_ptq.quantized_layers(quantized))} layers in {time.time() - started:.1f}s")
-            import modelopt.torch.opt as mto
-
-            mto.save(copy.deepcopy(quantized).cpu(), str(out_dir / MODELOPT_FILE))
+            save_quantized(quantized, out_dir / MODELOPT_FILE)
             artifacts["quantized_model"] = MODELOPT_FILE
             quantization = modelopt_ptq.quantization_manifest(quantized, ptq_config)
             program = modelopt_ptq.export_for_tensorrt(
@@ -388,11 +386,15 @@ class TensorRTBackend(Backend):
         engine_io = None
         if "engine" in formats:
             convert = torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine
-            api.check_keywords(convert, kwargs, "convert_exported_program_to_serialized_trt_engine")
+            engine_kwargs = dict(kwargs)
+            if "output_binding_names" in inspect.signature(convert).parameters:  # torch-tensorrt >= 2.13
+                # Shaped like the program's args (a 1-tuple) and output (one tensor: a plain string).
+                engine_kwargs.update(arg_input_binding_names=(config.input_name,), output_binding_names=config.output_name)
+            api.check_keywords(convert, engine_kwargs, "convert_exported_program_to_serialized_trt_engine")
             config.log("serializing the raw TensorRT engine")
             with capture_tensorrt_log() as engine_log, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                serialized = convert(program, arg_inputs=inputs, **kwargs)
+                serialized = convert(program, arg_inputs=inputs, **engine_kwargs)
             placement = placement or layer_placement(engine_log.lines)
             (out_dir / ENGINE_FILE).write_bytes(bytes(serialized))
             from .tensorrt_runner import EngineRunner
@@ -513,6 +515,15 @@ class TensorRTBackend(Backend):
         return load_simulator(Path(bundle_dir) / name, manifest)
 
 
+def save_quantized(quantized: nn.Module, path: Path) -> None:
+    """Save a calibrated model with ``modelopt.torch.opt.save`` (weights, quantizer state and ranges), from the CPU."""
+    import modelopt.torch.opt as mto
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mto.save(copy.deepcopy(quantized).cpu(), str(path))
+
+
 def load_simulator(path: Path, manifest: dict) -> Predictor:
     """Restore the calibrated fake-quant model from ``modelopt_int8.pth`` as a CPU predictor."""
     from ..models import create_model
@@ -535,4 +546,4 @@ def load_simulator(path: Path, manifest: dict) -> Predictor:
     return predict
 
 
-__all__ = ["FloatIO", "TensorRTBackend", "layer_placement", "load_simulator"]
+__all__ = ["FloatIO", "TensorRTBackend", "layer_placement", "load_simulator", "save_quantized"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import inspect
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -51,11 +52,11 @@ def parse_version(text: str | None) -> tuple[int, ...] | None:
         return None
     numbers = []
     for part in text.split("+")[0].split("."):
-        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
-        if not digits:
+        match = re.match(r"\d+", part)
+        if not match:
             break
-        numbers.append(int(digits))
-        if not part.isdigit():  # "0rc1", "3a0": keep the number, stop there
+        numbers.append(int(match.group()))
+        if match.end() != len(part):  # "0rc1", "0a0": keep the leading number, stop there
             break
     return tuple(numbers) or None
 
