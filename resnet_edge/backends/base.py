@@ -1,0 +1,187 @@
+"""The backend contract: what ``compile`` hands a backend, and what a backend hands back.
+
+See ``resnet_edge/backends/__init__.py`` for the rules in prose; this module holds the types.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = ("cpu", "datacenter", "jetson-orin", "jetson-xavier")
+CALIBRATION_METHODS = ("entropy", "max", "percentile", "mse")
+
+# A predictor: NCHW float32 batch (CPU or the predictor's device) -> float32 logits on the CPU.
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Batch sizes an artifact accepts: ``min <= opt <= max``; all equal for a static batch."""
+
+    min: int = 1
+    opt: int = 1
+    max: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise UsageError(f"batch sizes must satisfy 1 <= MIN <= OPT <= MAX, got {self.min}:{self.opt}:{self.max}")
+
+    @property
+    def static(self) -> bool:
+        return self.min == self.max
+
+    @classmethod
+    def fixed(cls, size: int) -> "BatchSpec":
+        return cls(size, size, size)
+
+    @classmethod
+    def parse(cls, text: str) -> "BatchSpec":
+        """``MIN:OPT:MAX`` (as ``--dynamic-batch`` takes it)."""
+        parts = text.split(":")
+        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+            raise UsageError(f"--dynamic-batch {text!r}: expected MIN:OPT:MAX, e.g. 1:8:32")
+        return cls(*(int(part) for part in parts))
+
+    def to_dict(self) -> dict:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BatchSpec":
+        return cls(int(data["min"]), int(data["opt"]), int(data["max"]))
+
+
+@dataclass
+class CalibrationData:
+    """Preprocessed calibration images, re-iterable: ``batches()`` yields NCHW float32 CPU tensors."""
+
+    method: str  # one of CALIBRATION_METHODS
+    batches: Callable[[], Iterable[torch.Tensor]]
+    num_images: int
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.batches())
+
+
+@dataclass
+class BuildConfig:
+    """Everything a backend's ``build`` needs besides the model; filled in and checked by ``compile``."""
+
+    arch: str
+    precision: str  # "fp32" | "fp16" | "int8"
+    target: str  # one of TARGETS
+    input_shape: tuple[int, int, int]  # C, H, W
+    batch: BatchSpec = field(default_factory=BatchSpec)
+    input_name: str = "input"
+    output_name: str = "logits"
+    calibration: CalibrationData | None = None  # INT8 only, never None for INT8
+    fused: bool = False  # swap blocks for resnet_edge:: fused ops (backends that can run them)
+    device: str = "cpu"  # torch device for building ("cpu" or "cuda")
+    workspace_mb: int | None = None  # TensorRT builder workspace
+    dla_core: int | None = None  # TensorRT on Jetson DLA
+    log: Callable[[str], None] = print
+    options: dict = field(default_factory=dict)  # backend-specific extras (none required)
+
+    def example_input(self, batch: int | None = None) -> torch.Tensor:
+        """A deterministic NCHW float32 batch of the input shape (for export and tracing)."""
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn((batch or self.batch.opt, *self.input_shape), generator=generator)
+
+
+@dataclass
+class BuildResult:
+    """What ``build`` wrote: ``artifacts`` maps role -> file name in the bundle (role ``model`` required);
+    ``manifest`` holds extra top-level manifest fields (``quantization``, ``requires``, a backend's own
+    section such as ``onnx``...), merged into ``manifest.json`` by ``compile``."""
+
+    artifacts: dict[str, str]
+    manifest: dict = field(default_factory=dict)
+
+
+class Backend:
+    """Base class of a backend. Subclasses set ``name``/``precisions``/``targets`` and implement
+    ``available``, ``build`` and ``load``; the rest has working defaults.
+    """
+
+    name: str = ""
+    precisions: tuple[str, ...] = ()
+    targets: tuple[str, ...] = TARGETS
+    can_fuse: bool = False  # whether the artifact can hold resnet_edge:: fused ops
+    build_options: tuple[str, ...] = ()  # optional BuildConfig fields honoured: "workspace_mb", "dla_core"
+    default_batch: BatchSpec = BatchSpec(1, 1, 64)  # when neither --batch nor --dynamic-batch is given
+
+    def default_fused(self) -> bool:
+        """Whether to fuse when neither --fused nor --no-fused is given."""
+        return False
+
+    def available(self) -> tuple[bool, str]:
+        """(usable on this host, a reason in words either way)."""
+        raise NotImplementedError
+
+    def check_config(self, config: BuildConfig) -> None:
+        """Refuse, with a ``UsageError`` that says what to do, a config this backend cannot build here.
+
+        Called by ``compile`` before any work is done. The default checks precision and target.
+        """
+        if config.precision not in self.precisions:
+            raise UsageError(
+                f"the {self.name} backend does not build {config.precision}; choose one of: {', '.join(self.precisions)}"
+            )
+        if config.target not in self.targets:
+            raise UsageError(f"the {self.name} backend does not build for --target {config.target}; choose one of: {', '.join(self.targets)}")
+        if config.fused and not self.can_fuse:
+            raise UsageError(f"the {self.name} backend cannot hold the fused resnet_edge ops; pass --no-fused")
+
+    def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
+        """Compile ``model`` (FP32, eval mode, on the CPU, unfused) into files under ``out_dir``."""
+        raise NotImplementedError
+
+    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
+        """A predictor for the artifact(s) a previous ``build`` wrote to ``bundle_dir``."""
+        raise NotImplementedError
+
+    def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
+        """For INT8: a CPU predictor that fake-quantizes with exactly the scales of the artifact, so a
+        host without the target hardware sees the accuracy the engine will have. None when not offered."""
+        return None
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode) with every BatchNorm2d folded into the convolution before it.
+
+    Works on the resnet_edge module layout (``convK``/``bnK`` pairs and ``downsample = Sequential(conv,
+    bn)``); what cannot be folded is left as it is, so the result is always equivalent.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        for index in (1, 2, 3):
+            conv, bn = getattr(module, f"conv{index}", None), getattr(module, f"bn{index}", None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, f"conv{index}", fuse_conv_bn_eval(conv, bn))
+                setattr(module, f"bn{index}", nn.Identity())
+        if isinstance(module, nn.Sequential) and len(module) == 2:
+            conv, bn = module[0], module[1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[0], module[1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    return folded
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU is refused."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda or auto")
+    return device

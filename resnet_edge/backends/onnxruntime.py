@@ -1,0 +1,178 @@
+"""The portable backend: ONNX export (FP32, FP16, INT8 in Q/DQ form) run with ONNX Runtime.
+
+* FP32: ``torch.onnx.export`` (the torch.export-based exporter) of the model with BatchNorm folded.
+* FP16: the FP32 graph converted by ``onnxruntime.transformers.float16`` with float32 inputs and
+  outputs kept, so callers feed the same tensors at every precision.
+* INT8: calibrated and Q/DQ-annotated by ``resnet_edge.quantize.ort_calibrate``; the placement follows
+  ``--target`` (``cpu``: ORT's integer kernels; GPU targets: TensorRT's explicit-quantization rules).
+
+At run time the session uses ``torch.get_num_threads()`` intra-op threads, so one
+``torch.set_num_threads(n)`` governs eager PyTorch and ONNX Runtime alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckFailed, UsageError
+from .base import Backend, BuildConfig, BuildResult, Predictor, fold_batchnorm
+
+MODEL_FILE = "model.onnx"
+CACHE_FILE = "calibration-cache.json"
+
+
+def export_onnx(model: nn.Module, config: BuildConfig, path: Path) -> None:
+    """Export ``model`` (BatchNorm folded) to a single-file ONNX model with a static or dynamic batch."""
+    folded = fold_batchnorm(model).float().cpu().eval()
+    example = config.example_input(batch=max(config.batch.opt, 2) if not config.batch.static else config.batch.opt)
+    dynamic_shapes = None
+    if not config.batch.static:
+        dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=max(config.batch.max, 2))}}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            folded,
+            (example,),
+            str(path),
+            input_names=[config.input_name],
+            output_names=[config.output_name],
+            dynamic_shapes=dynamic_shapes,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+
+
+def _session(path: Path, providers: list[str], optimize: bool = True):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # ORT raises its own exception types for bad or too-new models
+        raise CheckFailed(
+            f"ONNX Runtime {ort.__version__} cannot load {path} ({str(error).splitlines()[0][:200]}); "
+            f"rebuild the bundle with this ONNX Runtime or install the version in its manifest"
+        ) from None
+
+
+class OrtPredictor:
+    """Runs an ONNX Runtime session on NCHW float32 batches; ``.session`` is the session itself."""
+
+    def __init__(self, session, input_name: str, output_name: str) -> None:
+        self.session = session
+        self.input_name = input_name
+        self.output_name = output_name
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
+        (logits,) = self.session.run([self.output_name], {self.input_name: array})
+        return torch.from_numpy(logits).float()
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    precisions = ("fp32", "fp16", "int8")
+    can_fuse = False  # the fused resnet_edge:: ops are PyTorch ops, not ONNX ones
+
+    def available(self) -> tuple[bool, str]:
+        missing = [name for name in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(name) is None]
+        if missing:
+            return False, f"{', '.join(missing)} not installed (pip install -r requirements.txt)"
+        import onnxruntime as ort
+
+        return True, f"onnxruntime {ort.__version__}, providers {', '.join(ort.get_available_providers())}"
+
+    def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
+        import onnx
+
+        out_dir = Path(out_dir)
+        artifacts = {"model": MODEL_FILE}
+        extra: dict = {}
+        with tempfile.TemporaryDirectory(prefix="resnet-edge-onnx-") as work:
+            work_dir = Path(work)
+            fp32_path = work_dir / "fp32.onnx"
+            config.log("exporting ONNX (torch.onnx, BatchNorm folded)")
+            export_onnx(model, config, fp32_path)
+            if config.precision == "fp32":
+                onnx.save(onnx.load(str(fp32_path)), str(out_dir / MODEL_FILE))
+            elif config.precision == "fp16":
+                from onnxruntime.transformers.float16 import convert_float_to_float16
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    half = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+                onnx.save(half, str(out_dir / MODEL_FILE))
+            else:
+                from ..quantize import ort_calibrate
+
+                placement = ort_calibrate.placement_for_target(config.target)
+                config.log(f"quantizing to INT8 Q/DQ, {placement} placement, {config.calibration.method} calibration")
+                result = ort_calibrate.quantize_model(
+                    fp32_path,
+                    out_dir / MODEL_FILE,
+                    config.calibration,
+                    config.calibration.method,
+                    placement,
+                    work_dir,
+                    config.log,
+                )
+                ort_calibrate.write_range_cache(result.ranges, config.calibration.method, out_dir / CACHE_FILE)
+                artifacts["calibration_cache"] = CACHE_FILE
+                extra["quantization"] = result.manifest()
+        saved = onnx.load(str(out_dir / MODEL_FILE))
+        import onnxruntime as ort
+
+        extra["onnx"] = {
+            "opset": max(op.version for op in saved.opset_import if op.domain in ("", "ai.onnx")),
+            "ir_version": saved.ir_version,
+            "exporter": f"torch.onnx (dynamo) {torch.__version__}",
+            "dynamic_batch": not config.batch.static,
+            "onnxruntime": ort.__version__,
+        }
+        extra["requires"] = {"device": "any", "gpu": None, "tensorrt": None, "fused_ops": False}
+        return BuildResult(artifacts, extra)
+
+    def _providers(self, manifest: dict, device: str) -> list[str]:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if device == "cpu":
+            return ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in available:
+                raise UsageError("this ONNX Runtime has no CUDA provider; install onnxruntime-gpu or use --device cpu")
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if device != "auto":
+            raise UsageError(f"unknown device {device!r}; use cpu, cuda or auto")
+        if manifest.get("target") != "cpu" and "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+
+    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        session = _session(path, self._providers(manifest, device))
+        return OrtPredictor(session, manifest["input"]["name"], manifest["output"]["name"])
+
+    def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
+        """Graph optimisations off: every DequantizeLinear -> float op -> QuantizeLinear runs as
+        written, i.e. fake quantization with exactly the bundle's scales (what TensorRT computes
+        for a Q/DQ network, up to its kernels' accumulation order)."""
+        if manifest.get("precision") != "int8":
+            return None
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        session = _session(path, ["CPUExecutionProvider"], optimize=False)
+        return OrtPredictor(session, manifest["input"]["name"], manifest["output"]["name"])

@@ -1,0 +1,131 @@
+"""TorchScript backend: the (fused) model, scripted and frozen, for libtorch C++ applications.
+
+FP32 on the CPU or a CUDA GPU; FP16 on a CUDA GPU (the half-precision weights are frozen into the
+module; a thin wrapper casts the float32 input to half and the logits back to float32, so the C++
+app feeds the same tensor at every precision). With ``--fused`` (the default once the extension is
+built) the blocks are swapped for ``torch.ops.resnet_edge.*`` ops by ``resnet_edge.fuse.fuse_model``:
+the C++ app must then link the ops library, and the manifest says so (``requires.fused_ops``).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckFailed, UsageError
+from .base import Backend, BuildConfig, BuildResult, Predictor, fold_batchnorm
+
+MODEL_FILE = "model.pt"
+
+
+class _Precision(nn.Module):
+    """float32 in, ``dtype`` inside, float32 logits out."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(self.dtype)).float()
+
+
+def fused_ops_status() -> tuple[bool, str]:
+    """(whether ``resnet_edge.fuse`` and the compiled ops can be used, why not)."""
+    if importlib.util.find_spec("resnet_edge.fuse") is None:
+        return False, "resnet_edge.fuse is not in this build yet"
+    try:
+        import resnet_edge.ops  # noqa: F401  (loads resnet_edge._C and registers the ops)
+        from resnet_edge.fuse import fuse_model  # noqa: F401
+    except Exception as error:  # a missing or broken compiled extension
+        return False, f"the fused ops cannot be loaded ({type(error).__name__}: {error}); build them with pip install -e ."
+    return True, "resnet_edge fused ops available"
+
+
+class TorchScriptBackend(Backend):
+    name = "torchscript"
+    precisions = ("fp32", "fp16")
+    can_fuse = True
+
+    def default_fused(self) -> bool:
+        return fused_ops_status()[0]
+
+    def available(self) -> tuple[bool, str]:
+        device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+        return True, f"torch {torch.__version__} on {device}"
+
+    def check_config(self, config: BuildConfig) -> None:
+        if config.precision == "int8":
+            raise UsageError("the torchscript backend does not build int8; use --backend onnxruntime (or tensorrt on a GPU) for INT8")
+        super().check_config(config)
+        if config.precision == "fp16" and not config.device.startswith("cuda"):
+            raise UsageError("FP16 TorchScript runs on a CUDA GPU and none is visible here; use --fp32, or --backend onnxruntime --fp16")
+        if config.fused:
+            ok, reason = fused_ops_status()
+            if not ok:
+                raise UsageError(f"--fused needs the fused ops: {reason}; pass --no-fused")
+
+    def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
+        device = torch.device(config.device)
+        if config.fused:
+            from resnet_edge.fuse import fuse_model
+
+            config.log("fusing blocks into resnet_edge ops")
+            prepared = fuse_model(copy.deepcopy(model).eval())
+        else:
+            prepared = fold_batchnorm(model)
+        prepared = prepared.to(device).eval()
+        if config.precision == "fp16":
+            prepared = _Precision(prepared.half(), torch.float16)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                scripted = torch.jit.script(prepared)
+            except Exception as error:
+                config.log(f"torch.jit.script failed ({type(error).__name__}); tracing instead")
+                scripted = torch.jit.trace(prepared, config.example_input().to(device))
+            frozen = torch.jit.freeze(scripted.eval())
+        frozen.save(str(Path(out_dir) / MODEL_FILE))
+        requires = {
+            "device": "cuda" if config.precision == "fp16" else "any",
+            "gpu": None,
+            "tensorrt": None,
+            "fused_ops": bool(config.fused),
+        }
+        extra = {
+            "torchscript": {"torch": torch.__version__, "frozen": True, "built_on": str(device), "scripted": hasattr(frozen, "code")},
+            "requires": requires,
+        }
+        return BuildResult({"model": MODEL_FILE}, extra)
+
+    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
+        if manifest.get("requires", {}).get("fused_ops"):
+            ok, reason = fused_ops_status()
+            if not ok:
+                raise CheckFailed(f"bundle {bundle_dir} uses the fused resnet_edge ops: {reason}")
+        if device == "auto":
+            wants_gpu = manifest["precision"] == "fp16" or manifest.get("target") != "cpu"
+            device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise CheckFailed(f"bundle {bundle_dir} needs a CUDA GPU to run and none is visible")
+        if manifest["precision"] == "fp16" and not device.startswith("cuda"):
+            raise CheckFailed(f"bundle {bundle_dir} is FP16 TorchScript, which runs on a CUDA GPU only; use device cuda")
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates TorchScript; libtorch still runs it
+                module = torch.jit.load(str(path), map_location=device).eval()
+        except Exception as error:
+            raise CheckFailed(f"cannot load {path} with torch {torch.__version__} ({str(error).splitlines()[0][:200]})") from None
+
+        def predict(batch: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return module(batch.to(device, torch.float32)).float().cpu()
+
+        predict.module = module  # type: ignore[attr-defined]
+        return predict
