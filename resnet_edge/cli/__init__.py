@@ -30,10 +30,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .calibset_cmd import calibset
+    from .compile_cmd import compile_command
     from .models_cmd import models
     from .train_cmd import train
 
-    for command in (models, train):
+    for command in (models, train, calibset, compile_command):
         main.add_command(command)
 
 
