@@ -9,6 +9,12 @@ import click
 from ..errors import ResnetEdgeError
 
 
+def one_line(error: Exception) -> str:
+    """The user-facing line of an error; DataLoader workers re-raise with their traceback prepended."""
+    last = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return last.split(f"{type(error).__name__}: ", 1)[-1]
+
+
 class ResnetEdgeGroup(click.Group):
     """A click group that turns the package's errors into one line on stderr and an exit code."""
 
@@ -16,7 +22,7 @@ class ResnetEdgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ResnetEdgeError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {one_line(error)}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
@@ -32,10 +38,11 @@ def main() -> None:
 def _register() -> None:
     from .calibset_cmd import calibset
     from .compile_cmd import compile_command
+    from .demo_cmd import demo
     from .models_cmd import models
     from .train_cmd import train
 
-    for command in (models, train, calibset, compile_command):
+    for command in (models, train, calibset, compile_command, demo):
         main.add_command(command)
 
 
