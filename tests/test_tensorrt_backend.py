@@ -284,7 +284,21 @@ def test_backend_declares_its_contract():
 def test_available_says_why_not_on_a_cpu_host():
     ok, reason = TensorRTBackend().available()
     assert not ok
-    assert "torch-tensorrt is not installed" in reason or "no CUDA GPU is visible" in reason
+    assert reason.startswith("no CUDA GPU is visible; TensorRT engines are built on, and run on, the GPU of the target device")
+
+
+def test_registered_and_chosen_through_the_registry():
+    from resnet_edge.backends import choose_backend, get_backend, list_backends
+
+    assert "tensorrt" in list_backends()
+    assert isinstance(get_backend("tensorrt"), TensorRTBackend)
+    if TensorRTBackend().available()[0]:
+        assert choose_backend("auto")[0].name == "tensorrt"
+        return
+    with pytest.raises(UsageError, match="the tensorrt backend is not usable here: "):
+        choose_backend("tensorrt")
+    backend, why = choose_backend("auto")
+    assert backend.name != "tensorrt" and "tensorrt not usable" in why
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a host without a CUDA GPU")

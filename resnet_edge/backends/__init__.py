@@ -53,13 +53,11 @@ from .base import (
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "resnet_edge.backends.onnxruntime:OnnxRuntimeBackend",
     "torchscript": "resnet_edge.backends.torchscript:TorchScriptBackend",
+    "tensorrt": "resnet_edge.backends.tensorrt:TensorRTBackend",
 }
 
 # Backends that are planned but not in this build: name -> what to do instead.
-_PLANNED: dict[str, str] = {
-    "tensorrt": "the tensorrt backend is not available yet (it lands with issue 5); use --backend onnxruntime "
-    "(add --target jetson-orin/datacenter for a TensorRT-ready INT8 ONNX) or --backend torchscript",
-}
+_PLANNED: dict[str, str] = {}
 
 BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torchscript")
 

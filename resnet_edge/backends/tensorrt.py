@@ -234,12 +234,12 @@ class TensorRTBackend(Backend):
 
     # -------------------------------------------------------------------------------------- checks
     def available(self) -> tuple[bool, str]:
+        gpu = hostinfo.gpu_info()
+        if gpu is None:
+            return False, "no CUDA GPU is visible; TensorRT engines are built on, and run on, the GPU of the target device"
         versions = api.detect_versions()
         if versions.torch_tensorrt is None or not api.torch_tensorrt_importable():
             return False, f"torch-tensorrt is not installed; datacenter GPU: {api.DATACENTER_INSTALL}; JetPack 6: {api.JETSON_INSTALL}"
-        gpu = hostinfo.gpu_info()
-        if gpu is None:
-            return False, "no CUDA GPU is visible; TensorRT engines are built and run on the GPU"
         try:
             generation = require_torch_tensorrt(versions)
         except UsageError as error:
