@@ -254,3 +254,27 @@ def test_export_on_a_gpu_has_one_quantize_op_per_quantizer(fp32_model, calib_bat
     ptq.disable_layers(model, ["fc"])
     program = ptq.export_for_tensorrt(model, torch.randn(4, 3, 32, 32, device="cuda"))
     assert ptq.count_qdq_nodes(program) == len(_enabled(model))
+
+
+@pytest.mark.parametrize("method", ["max", "entropy"])
+def test_int8_accuracy_of_a_trained_resnet20_stays_within_a_point_of_fp32(trained_resnet20_checkpoint, method):
+    from resnet_edge.backends import fold_batchnorm
+    from resnet_edge.checkpoint import load_weights
+
+    loaded = load_weights(trained_resnet20_checkpoint)
+    transform = eval_transform(loaded.preprocessing)
+    calibration = ShapesDataset(256, split="train", transform=transform)
+    validation = ShapesDataset(600, split="val", transform=transform)
+    model = fold_batchnorm(loaded.model)  # what the TensorRT backend calibrates
+    quantized = ptq.calibrate(model, (images for images, _ in DataLoader(calibration, batch_size=64)), ptq.PTQConfig(method=method))
+
+    def top1(net) -> float:
+        correct = 0
+        with torch.no_grad():
+            for images, labels in DataLoader(validation, batch_size=100):
+                correct += int((net(images).argmax(1) == labels).sum())
+        return 100.0 * correct / len(validation)
+
+    fp32, int8 = top1(model), top1(quantized)
+    assert fp32 > 80.0, f"the trained reference reaches only {fp32:.1f}%"
+    assert int8 >= fp32 - 1.0, f"INT8 ({method}) {int8:.1f}% vs FP32 {fp32:.1f}%"

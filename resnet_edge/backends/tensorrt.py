@@ -226,7 +226,6 @@ class TensorRTBackend(Backend):
     targets = tuple(gpu_targets.GPU_TARGETS)
     can_fuse = True
     build_options = ("workspace_mb", "dla_core")
-    default_batch = BatchSpec(1, 1, 32)
 
     def default_fused(self) -> bool:
         # TensorRT fuses conv+BN+add+relu itself; the resnet_edge ops are opt-in (--fused).
@@ -307,12 +306,11 @@ class TensorRTBackend(Backend):
 
         # 1. The graph to compile.
         if config.fused:
+            import resnet_edge.ops.tensorrt_converters  # noqa: F401  (registers the converters)
             from resnet_edge.fuse import fuse_model
 
-            import resnet_edge.ops.tensorrt_converters  # noqa: F401  (registers the converters)
-
             config.log("fusing blocks into resnet_edge ops")
-            prepared = fuse_model(copy.deepcopy(model).eval())
+            prepared = fuse_model(model.eval())  # a fused copy; model stays as it is
         else:
             prepared = fold_batchnorm(model)
         prepared = prepared.to(cuda).eval()
@@ -347,12 +345,14 @@ class TensorRTBackend(Backend):
 
         # 2. Compile.
         shape = tuple(config.input_shape)
-        inputs = [
-            torch_tensorrt.Input(
+        if batch.static:
+            spec = torch_tensorrt.Input(shape=(batch.opt, *shape), dtype=torch.float32, name=config.input_name)
+        else:
+            spec = torch_tensorrt.Input(
                 min_shape=(batch.min, *shape), opt_shape=(batch.opt, *shape), max_shape=(batch.max, *shape),
                 dtype=torch.float32, name=config.input_name,
             )
-        ]
+        inputs = [spec]
         kwargs = dict(arguments.kwargs, device=trt_device)
         api.check_keywords(torch_tensorrt.dynamo.compile, kwargs, "torch_tensorrt.dynamo.compile")
         config.log(f"compiling with torch-tensorrt {versions.torch_tensorrt} ({generation}), TensorRT {versions.tensorrt}, {plan.description}")
