@@ -397,3 +397,18 @@ def test_int8_simulator_restores_the_calibrated_model_on_the_cpu(tmp_path):
     assert modelopt_ptq.higher_precision_layers(restored) == ["fc"], "switched-off layers stay off"
     assert "layer2.0" in modelopt_ptq.quantized_layers(restored), "the residual quantizers come back"
     assert TensorRTBackend().simulator(tmp_path, {**manifest, "precision": "fp16"}) is None
+
+
+def test_tensorrt_log_capture_keeps_only_the_placement_report():
+    import logging
+
+    from resnet_edge.backends.tensorrt import TRT_LOG_NAME, capture_tensorrt_log
+
+    logger = logging.getLogger(TRT_LOG_NAME)
+    before = logger.level
+    with capture_tensorrt_log() as log:
+        logger.debug("[GpuLayer] CONVOLUTION: /conv1/Conv")
+        logger.info("Total Activation Memory: 1234")
+        logger.info("---------- Layers Running on DLA ----------")
+    assert log.lines == ["[GpuLayer] CONVOLUTION: /conv1/Conv", "---------- Layers Running on DLA ----------"]
+    assert logger.level == before and not logger.handlers

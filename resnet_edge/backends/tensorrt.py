@@ -155,23 +155,28 @@ def export_program(model: nn.Module, example: torch.Tensor, batch: BatchSpec) ->
 
 
 class _LogCapture(logging.Handler):
-    """Collects what TensorRT's builder logs through torch-tensorrt's logger during a build."""
+    """Keeps the layer-placement lines TensorRT's builder logs through torch-tensorrt's logger."""
+
+    KEEP = ("Layers Running on", "[DlaLayer]", "[GpuLayer]")
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.DEBUG)
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        message = record.getMessage()
+        if any(key in message for key in self.KEEP):
+            self.lines.append(message)
 
 
 @contextlib.contextmanager
 def capture_tensorrt_log():
+    """During a build, collect TensorRT's placement report (INFO or VERBOSE, depending on the release)."""
     logger = logging.getLogger(TRT_LOG_NAME)
     handler = _LogCapture()
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)  # torch-tensorrt maps TensorRT's VERBOSE to DEBUG
     try:
         yield handler
     finally:
