@@ -23,7 +23,7 @@ def _run_step(title: str, args: list[str]) -> None:
 
 @click.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where the run and the bundle go.")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
 def demo(out: str, epochs: int) -> None:
     """Train a ResNet-20 on the built-in shapes set and run every pipeline stage on it."""
     root = Path(out)
@@ -31,6 +31,6 @@ def demo(out: str, epochs: int) -> None:
     started = time.perf_counter()
     _run_step(
         "train",
-        ["train", "--arch", DEMO_ARCH, "--data", DEMO_DATA, "--epochs", str(epochs), "--batch-size", "32", "--out", str(run_dir)],
+        ["train", "--arch", DEMO_ARCH, "--data", DEMO_DATA, "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--out", str(run_dir)],
     )
     click.secho(f"\ndemo finished in {time.perf_counter() - started:.0f} s; checkpoint: {run_dir / 'best.pth'}", fg="green")
