@@ -38,11 +38,12 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import CheckFailed, UsageError
 
 NUM_BINS = 2048  # histogram resolution (TensorRT's entropy calibrator uses 2048 bins)
 START_BIN = 128  # smallest amax candidate, in bins (pytorch-quantization's default)
 PERCENTILE = 99.99
+HISTOGRAM_SAMPLES = 1 << 19  # values per tensor and calibration run that go into its histogram (min/max see all)
 PLACEMENTS = {
     "onnxruntime-cpu": "uint8 asymmetric activations and per-channel int8 weights on every supported op, "
     "so ONNX Runtime fuses them into integer kernels (QLinearConv, QLinearAdd): the fastest form on a CPU",
@@ -60,37 +61,43 @@ def placement_for_target(target: str) -> str:
 
 
 class _TensorStats:
-    """Running min/max and (optionally) a histogram of |x| with a fixed number of bins whose width
-    doubles... or grows by an integer factor when a larger value arrives (bins merge exactly)."""
+    """Running min/max and (optionally) a histogram of |x| over ``NUM_BINS`` bins starting at 0. When a
+    larger value arrives the bin width grows by an integer factor and old bins merge exactly.
+
+    numpy, single-threaded: these are many small reductions, where a thread pool only adds overhead.
+    """
 
     def __init__(self, histogram: bool) -> None:
         self.min = float("inf")
         self.max = float("-inf")
         self.histogram = histogram
-        self.hist: torch.Tensor | None = None
+        self.hist: np.ndarray | None = None
         self.width = 0.0
 
     def update(self, array: np.ndarray) -> None:
-        values = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).reshape(-1)
-        if values.numel() == 0:
+        values = np.asarray(array, dtype=np.float32).reshape(-1)
+        if values.size == 0:
             return
-        low, high = torch.aminmax(values)
-        self.min, self.max = min(self.min, float(low)), max(self.max, float(high))
+        low, high = float(values.min()), float(values.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise CheckFailed("the FP32 model produced NaN or infinite activations on a calibration image; check the weights")
+        self.min, self.max = min(self.min, low), max(self.max, high)
         if not self.histogram:
             return
-        magnitude = values.abs()
-        amax = max(abs(float(low)), abs(float(high)))
+        amax = max(abs(low), abs(high))
+        stride = -(-values.size // HISTOGRAM_SAMPLES)
+        magnitude = np.abs(values[::stride])  # an even subsample: plenty for 2048 bins, and bounded time
         if self.hist is None:
             self.width = (amax / NUM_BINS) if amax > 0 else 1e-12
-            self.hist = torch.zeros(NUM_BINS, dtype=torch.float64)
+            self.hist = np.zeros(NUM_BINS, dtype=np.float64)
         elif amax > self.width * NUM_BINS:
             factor = int(np.ceil(amax / (self.width * NUM_BINS)))
-            merged = torch.zeros(NUM_BINS * factor, dtype=torch.float64)
+            merged = np.zeros(NUM_BINS * factor, dtype=np.float64)
             merged[:NUM_BINS] = self.hist
-            self.hist = merged.view(NUM_BINS, factor).sum(dim=1)
+            self.hist = merged.reshape(NUM_BINS, factor).sum(axis=1)
             self.width *= factor
-        top = self.width * NUM_BINS
-        self.hist += torch.histc(magnitude, bins=NUM_BINS, min=0.0, max=top).double()
+        index = np.minimum((magnitude * np.float32(1.0 / self.width)).astype(np.int64), NUM_BINS - 1)
+        self.hist += np.bincount(index, minlength=NUM_BINS)
 
     @property
     def unsigned(self) -> bool:
@@ -119,61 +126,64 @@ def _amax_entropy(hist: np.ndarray, edges: np.ndarray, unsigned: bool, num_bits:
     Evaluated in closed form with prefix sums, O(candidates x levels) instead of the reference's
     O(candidates x bins) loop; ``tests/test_calib_ranges.py`` checks it against the reference.
     """
-    bins = torch.from_numpy(hist.astype(np.float64)).clone()
-    if bins.numel() > 1:
+    bins = hist.astype(np.float64).copy()
+    if bins.size > 1:
         bins[0] = bins[1]  # as TensorRT: the zero bin is dominated by ReLU zeros
     total = float(bins.sum())
     if total == 0:
         return 0.0
     levels = 1 << (num_bits - 1 + int(unsigned))
-    n = bins.numel()
-    zero = torch.zeros(1, dtype=torch.float64)
-    prefix_sum = torch.cat([zero, torch.cumsum(bins, 0)])  # S(a) = sum(bins[:a])
-    prefix_nonzero = torch.cat([zero, torch.cumsum((bins > 0).double(), 0)])
-    blogb = torch.where(bins > 0, bins * torch.log(bins.clamp(min=1e-300)), torch.zeros((), dtype=torch.float64))
-    prefix_blogb = torch.cat([zero, torch.cumsum(blogb, 0)])
-    candidates = torch.arange(min(start_bin, n), n + 1)  # i = number of bins kept
-    i = candidates[:, None]
+    n = bins.size
+    prefix_sum = np.concatenate([[0.0], np.cumsum(bins)])  # S(a) = sum(bins[:a])
+    prefix_nonzero = np.concatenate([[0.0], np.cumsum(bins > 0)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        blogb = np.where(bins > 0, bins * np.log(np.where(bins > 0, bins, 1.0)), 0.0)
+    prefix_blogb = np.concatenate([[0.0], np.cumsum(blogb)])
+    candidates = np.arange(min(start_bin, n), n + 1)  # i = number of bins kept
+    rows = np.arange(len(candidates))
     # bin j is in level floor(j * levels / i): level k spans [ceil(k i / levels), ceil((k+1) i / levels))
-    k = torch.arange(levels + 1)[None, :]
-    bounds = torch.div(k * i + levels - 1, levels, rounding_mode="floor")  # [C, levels + 1]
+    bounds = (np.arange(levels + 1)[None, :] * candidates[:, None] + levels - 1) // levels  # [C, levels + 1]
     group_sum = prefix_sum[bounds[:, 1:]] - prefix_sum[bounds[:, :-1]]
     group_nonzero = prefix_nonzero[bounds[:, 1:]] - prefix_nonzero[bounds[:, :-1]]
     kept = prefix_sum[candidates]  # sum of Q before normalisation
-    log_q = torch.log((group_sum / group_nonzero.clamp(min=1)).clamp(min=1e-300)) - torch.log(kept.clamp(min=1e-300))[:, None]
-    last = candidates - 1
-    last_bin = bins[last]
-    last_level = torch.div(last * levels, candidates, rounding_mode="floor")
-    rows = torch.arange(len(candidates))
-    # sum over j < i-1 of p_j (log p_j - log q_j), with p_j = b_j / T
-    body_sum = group_sum.clone()
-    body_sum[rows, last_level] -= last_bin
-    cross = torch.where(body_sum > 0, body_sum * log_q, torch.zeros((), dtype=torch.float64)).sum(dim=1)
-    body = (prefix_blogb[last] - prefix_sum[last] * np.log(total) - cross) / total
-    # the last kept bin carries the outliers
-    p_last = (last_bin + (total - kept)) / total
-    last_term = torch.where(
-        p_last > 0, p_last * (torch.log(p_last.clamp(min=1e-300)) - log_q[rows, last_level]), torch.zeros((), dtype=torch.float64)
-    )
-    divergence = body + last_term
-    divergence = torch.where((p_last > 0) & (last_bin <= 0), torch.full((), float("inf"), dtype=torch.float64), divergence)
-    divergence = divergence.numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_q = np.log(np.maximum(group_sum / np.maximum(group_nonzero, 1), 1e-300)) - np.log(np.maximum(kept, 1e-300))[:, None]
+        last = candidates - 1
+        last_bin = bins[last]
+        last_level = (last * levels) // candidates
+        # sum over j < i-1 of p_j (log p_j - log q_j), with p_j = b_j / T
+        body_sum = group_sum.copy()
+        body_sum[rows, last_level] -= last_bin
+        cross = np.where(body_sum > 0, body_sum * log_q, 0.0).sum(axis=1)
+        body = (prefix_blogb[last] - prefix_sum[last] * np.log(total) - cross) / total
+        # the last kept bin carries the outliers
+        p_last = (last_bin + (total - kept)) / total
+        last_term = np.where(p_last > 0, p_last * (np.log(np.maximum(p_last, 1e-300)) - log_q[rows, last_level]), 0.0)
+    divergence = np.where((p_last > 0) & (last_bin <= 0), np.inf, body + last_term)
     best = len(divergence) - 1 - int(np.argmin(divergence[::-1]))
     return float(edges[int(candidates[best])])
 
 
 def _amax_mse(hist: np.ndarray, edges: np.ndarray, unsigned: bool, num_bits: int = 8, start_bin: int = START_BIN) -> float:
-    """The amax that minimises the expected squared error of quantizing the |x| histogram's bin centres."""
-    counts = torch.from_numpy(hist.astype(np.float64))
-    if float(counts.sum()) == 0:
+    """The amax that minimises the expected squared error of quantizing the |x| histogram's bin centres
+    (pytorch-quantization ``_compute_amax_mse``): a coarse pass over every 8th candidate, then every
+    candidate around the best one."""
+    counts = hist.astype(np.float64)
+    if counts.sum() == 0:
         return 0.0
-    centres = torch.from_numpy((edges[:-1] + edges[1:]) / 2)
-    candidates = torch.from_numpy(edges[max(1, min(start_bin, len(edges) - 1)) :])
+    centres = (edges[:-1] + edges[1:]) / 2
     levels = (1 << num_bits) - 1 if unsigned else (1 << (num_bits - 1)) - 1
-    step = (candidates / levels)[:, None]
-    quantized = torch.clamp(torch.round(centres[None, :] / step), max=levels) * step
-    error = ((centres[None, :] - quantized) ** 2 * counts[None, :]).sum(dim=1)
-    return float(candidates[int(torch.argmin(error))])
+    first = max(1, min(start_bin, len(edges) - 1))
+
+    def errors(indices: np.ndarray) -> np.ndarray:
+        step = (edges[indices] / levels)[:, None]
+        quantized = np.minimum(np.round(centres[None, :] / step), levels) * step
+        return ((centres[None, :] - quantized) ** 2 * counts[None, :]).sum(axis=1)
+
+    coarse = np.arange(first, len(edges), 8)
+    best = int(coarse[np.argmin(errors(coarse))])
+    fine = np.arange(max(first, best - 8), min(len(edges), best + 9))
+    return float(edges[int(fine[np.argmin(errors(fine))])])
 
 
 def compute_range(stats: _TensorStats, method: str, symmetric: bool) -> tuple[float, float]:
@@ -185,7 +195,7 @@ def compute_range(stats: _TensorStats, method: str, symmetric: bool) -> tuple[fl
     if method == "max":
         amax = observed
     else:
-        hist, edges = stats.hist.numpy(), stats.edges
+        hist, edges = stats.hist, stats.edges
         unsigned = stats.unsigned and not symmetric
         if method == "percentile":
             amax = _amax_percentile(hist, edges)
@@ -219,18 +229,25 @@ def _float_tensors(model) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _rechunk(batches: Iterable[torch.Tensor], static_batch: int | None) -> Iterable[np.ndarray]:
-    """Feed a static-batch model: split batches to its size, padding the last with repeats."""
+def _chunk_size(shape) -> int:
+    """Images per calibration run: every activation of a run is held at once, so ~64 for 32x32 inputs
+    and 1 for 224x224 (a ResNet-50 image has ~20M activation values)."""
+    area = int(shape[-1]) * int(shape[-2]) if len(shape) >= 2 else 1
+    return max(1, min(64, (1 << 16) // max(area, 1)))
+
+
+def _rechunk(batches: Iterable[torch.Tensor], static_batch: int | None) -> Iterable[tuple[np.ndarray, int]]:
+    """(array, real images in it): small chunks for a dynamic-batch model; for a static-batch model,
+    its batch size, the last chunk padded with repeats of its last image (padding is not counted)."""
     for batch in batches:
         array = batch.detach().float().cpu().numpy()
-        if static_batch is None:
-            yield array
-            continue
-        for start in range(0, len(array), static_batch):
-            chunk = array[start : start + static_batch]
-            if len(chunk) < static_batch:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static_batch - len(chunk), axis=0)])
-            yield chunk
+        size = static_batch or _chunk_size(array.shape)
+        for start in range(0, len(array), size):
+            chunk = array[start : start + size]
+            real = len(chunk)
+            if static_batch is not None and real < static_batch:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static_batch - real, axis=0)])
+            yield chunk, real
 
 
 def collect_ranges(
@@ -264,12 +281,12 @@ def collect_ranges(
     wanted = set(names)
     stats = {name: _TensorStats(histogram=method != "max") for name in names}
     seen = 0
-    for array in _rechunk(batches, static_batch):
+    for array, real in _rechunk(batches, static_batch):
         outputs = session.run(output_names, {input_info.name: array})
         for name, value in zip(output_names, outputs):
             if name in wanted:
-                stats[name].update(value)
-        seen += len(array)
+                stats[name].update(value[:real] if value.ndim and value.shape[0] == len(array) else value)
+        seen += real
     if seen == 0:
         raise UsageError("the calibration data yielded no images")
     log(f"calibration: {method} ranges for {len(names)} tensors from {seen} images")
