@@ -41,8 +41,11 @@ def _register() -> None:
     from .demo_cmd import demo
     from .models_cmd import models
     from .train_cmd import train
+    from .validate_cmd import validate
+    from .bench_cmd import bench
+    from .sensitivity_cmd import sensitivity
 
-    for command in (models, train, calibset, compile_command, demo):
+    for command in (models, train, calibset, compile_command, validate, bench, sensitivity, demo):
         main.add_command(command)
 
 
