@@ -57,6 +57,7 @@ class CompileOptions:
     force: bool = False
     val_data: str | None = None
     val_images: int | None = None
+    max_top1_drop: float | None = None  # INT8: keep sensitive layers in float until within this (points)
     command: str | None = None  # the command line, recorded in the manifest
 
 
@@ -289,6 +290,13 @@ def _check_options(options: CompileOptions) -> None:
         raise UsageError("--val-images must be at least 1")
     if options.val_images and not options.val_data:
         raise UsageError("--val-images needs --val-data")
+    if options.max_top1_drop is not None:
+        if options.precision != "int8":
+            raise UsageError("--max-top1-drop chooses which layers stay out of INT8; it needs --int8")
+        if not options.val_data:
+            raise UsageError("--max-top1-drop needs --val-data SPEC: the images the top-1 drop is measured on")
+        if not math.isfinite(options.max_top1_drop) or options.max_top1_drop < 0:
+            raise UsageError(f"--max-top1-drop is in percentage points and must be >= 0, got {options.max_top1_drop}")
 
 
 def _default_target(backend: Backend) -> str:
@@ -355,6 +363,11 @@ def compile_bundle(options: CompileOptions, log: Callable[[str], None] | None = 
         calibration = prepare_calibration(options, loaded, say)
         config.calibration = calibration.data
     validation = _validation_loader(options, loaded, say) if options.val_data else None
+    fallback = None
+    if options.max_top1_drop is not None:
+        from .quantize.fallback import plan_for_compile
+
+        fallback = plan_for_compile(model, calibration.data, validation[0], options.max_top1_drop, config, say)
 
     with bundle_io.staging(out, options.force) as tmp:
         say(f"building {options.arch} {options.precision} with {backend.name} for {target} in {tmp.name}")
@@ -378,6 +391,10 @@ def compile_bundle(options: CompileOptions, log: Callable[[str], None] | None = 
                 manifest["quantization"].update(value)
             else:
                 manifest[key] = value
+        if fallback is not None:
+            from .quantize.fallback import record_in_manifest
+
+            record_in_manifest(fallback, manifest, backend.name)
 
         # Load the artifact back exactly as a consumer will, and compare it with the FP32 model.
         bundle_io.check_host(tmp, manifest)
@@ -408,6 +425,10 @@ def compile_bundle(options: CompileOptions, log: Callable[[str], None] | None = 
                 f"top-1: FP32 {info['fp32_top1']:.2f}%, {options.precision} {backend.name} {info['top1']:.2f}%"
                 + (f", simulated INT8 (exact scales) {info['simulated_top1']:.2f}%" if info["simulated_top1"] is not None else "")
             )
+            if fallback is not None:
+                from .quantize.fallback import check_budget
+
+                check_budget(fallback, info)
         manifest["build"] = {"seconds": round(time.time() - started, 1), "backend_seconds": build_seconds, "command": options.command}
         written = bundle_io.write_manifest(tmp, manifest)
     return CompileResult(out, written, [m for m in messages if m.startswith("warning")])

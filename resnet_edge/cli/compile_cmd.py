@@ -31,6 +31,7 @@ from ..models import list_models
 @click.option("--fused/--no-fused", default=None, help="Swap blocks for the resnet_edge fused ops (torchscript; default: when the ops are built).")
 @click.option("--val-data", metavar="SPEC", help="Also measure top-1 on this data's val split: FP32, the bundle, and simulated INT8.")
 @click.option("--val-images", type=int, metavar="N", help="Use only the first N validation images.")
+@click.option("--max-top1-drop", type=float, metavar="PTS", help="INT8: keep the most sensitive layers in FP16/FP32, greedily, until the simulated top-1 drop on --val-data is within PTS points (recorded in the manifest).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle directory to create.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def compile_command(**options) -> None:
