@@ -8,13 +8,16 @@ values; INT8 is calibrated on 32 real images of the built-in shapes set, since c
 calibration), loads it with `bundle.load` as every consumer does, and times `predict` on one fixed
 batch. Runners are timed round-robin (one slice of iterations each per round), so load from other
 processes on a shared machine hits all of them alike. torch and ONNX Runtime both use --threads
-intra-op threads (`torch.set_num_threads`; the ONNX Runtime backend follows `torch.get_num_threads()`).
+intra-op threads (`torch.set_num_threads`; the ONNX Runtime backend follows `torch.get_num_threads()`);
+one extra row runs eager FP32 on 1 thread, which shows how much of the eager time is OpenMP contention
+when the machine is shared (see the load average printed with the table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -78,7 +81,16 @@ def main() -> None:
         with torch.inference_mode():
             return eager(x)
 
-    runners = {"pytorch eager fp32": eager_run}
+    def eager_one_thread(x: torch.Tensor) -> torch.Tensor:
+        # A reference that OpenMP cannot oversubscribe: on a loaded machine a 2-thread OpenMP team
+        # waits at every barrier for a thread the OS has descheduled, and eager 2-thread times balloon.
+        torch.set_num_threads(1)
+        try:
+            return eager_run(x)
+        finally:
+            torch.set_num_threads(args.threads)
+
+    runners = {"pytorch eager fp32": eager_run, "pytorch eager fp32, 1 thread": eager_one_thread}
     skipped = {}
     with tempfile.TemporaryDirectory(prefix="resnet-edge-bench-") as scratch:
         root = args.bundles or Path(scratch)
@@ -102,8 +114,13 @@ def main() -> None:
             except Exception as error:  # e.g. FP16 TorchScript without a GPU
                 skipped[label] = f"{type(error).__name__}: {error}"
                 continue
-            runners[label] = bundle.load(out, device="cpu").predict
+            loaded = bundle.load(out, device="cpu")
+            if loaded.manifest.get("fused"):
+                label += " (fused ops)"
+            runners[label] = loaded.predict
+        load_before = os.getloadavg()[0]
         samples = time_rounds(runners, batch, args.rounds, args.iters, args.warmup)
+        load_after = os.getloadavg()[0]
 
     eager_ms = statistics.median(samples["pytorch eager fp32"])
     rows = []
@@ -119,7 +136,8 @@ def main() -> None:
     host = hostinfo.describe_host()
     print(f"\n{args.arch}, batch {args.batch}, {args.threads} threads, {len(samples['pytorch eager fp32'])} timed runs each "
           f"({args.rounds} interleaved rounds x {args.iters}); host: {host}; torch {torch.__version__}, "
-          f"onnxruntime {hostinfo.package_version('onnxruntime')}\n")
+          f"onnxruntime {hostinfo.package_version('onnxruntime')}; 1-min load average {load_before:.1f} before, {load_after:.1f} after "
+          f"(a load above {os.cpu_count()} means other processes competed for the cores)\n")
     print("| variant | median ms | p90 ms | speed-up vs eager FP32 |")
     print("|---|---:|---:|---:|")
     for row in rows:
@@ -128,7 +146,7 @@ def main() -> None:
         print(f"| {label} | skipped: {reason} | | |")
     if args.json:
         args.json.write_text(json.dumps({"arch": args.arch, "batch": args.batch, "threads": args.threads, "host": host,
-                                         "rows": rows, "skipped": skipped}, indent=2) + "\n")
+                                         "load_average": [load_before, load_after], "rows": rows, "skipped": skipped}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

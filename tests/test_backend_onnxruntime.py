@@ -90,10 +90,17 @@ def test_backend_contract_directly_with_a_static_batch(tmp_path):
     model = create_model("resnet20").eval()
     batches = [torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
     config = BuildConfig(arch="resnet20", precision="int8", target="cpu", input_shape=(3, 32, 32), batch=BatchSpec.fixed(3),
-                         calibration=CalibrationData("percentile", lambda: iter(batches), 10), log=lambda _: None)
+                         calibration=CalibrationData("percentile", lambda: iter(batches), 10), log=lambda _: None,
+                         options={"keep_fp": ["layer2.0.conv1"]})
     backend.check_config(config)
     result = backend.build(model, config, tmp_path)
     assert result.artifacts == {"model": "model.onnx", "calibration_cache": "calibration-cache.json"}
+    assert result.manifest["quantization"]["higher_precision_layers"] == ["fc", "layer2.0.conv1"]
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    kept = next(node for node in graph.node if node.op_type == "Conv" and node.input[1] == "layer2.0.conv1.weight")
+    assert all(node.output[0] != kept.input[1] for node in graph.node)  # its weight is a plain float initializer
     manifest = {"artifacts": result.artifacts, "input": {"name": "input"}, "output": {"name": "logits"}, "target": "cpu", "precision": "int8"}
     predict = backend.load(tmp_path, manifest, "cpu")
     assert predict(batches[0][:3]).shape == (3, 10)

@@ -26,6 +26,8 @@ from ..errors import CheckFailed, UsageError
 from .base import Backend, BuildConfig, BuildResult, Predictor, fold_batchnorm
 
 MODEL_FILE = "model.onnx"
+# The lowest opset torch.export's ONNX exporter emits natively: ONNX Runtime >= 1.14, TensorRT >= 10.0.
+OPSET = 18
 CACHE_FILE = "calibration-cache.json"
 
 
@@ -46,6 +48,7 @@ def export_onnx(model: nn.Module, config: BuildConfig, path: Path) -> None:
             output_names=[config.output_name],
             dynamic_shapes=dynamic_shapes,
             dynamo=True,
+            opset_version=OPSET,
             external_data=False,
             verbose=False,
         )
@@ -129,6 +132,7 @@ class OnnxRuntimeBackend(Backend):
                     placement,
                     work_dir,
                     config.log,
+                    keep_float=config.options.get("keep_fp", ()),
                 )
                 ort_calibrate.write_range_cache(result.ranges, config.calibration.method, out_dir / CACHE_FILE)
                 artifacts["calibration_cache"] = CACHE_FILE

@@ -343,8 +343,13 @@ def quantize_model(
     placement: str,
     work_dir: Path,
     log: Callable[[str], None] = print,
+    keep_float: Iterable[str] = (),
 ) -> QuantizeResult:
-    """FP32 ONNX -> calibrated INT8 QDQ ONNX at ``out_path`` with the given placement."""
+    """FP32 ONNX -> calibrated INT8 QDQ ONNX at ``out_path`` with the given placement.
+
+    ``keep_float``: module names (``layer3.1.conv2``) whose convolution / linear node stays in float,
+    besides the classifier (``BuildConfig.options["keep_fp"]``, set by ``--max-top1-drop``).
+    """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
@@ -366,6 +371,8 @@ def quantize_model(
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, tensors), cache)
     model = onnx.load(str(prepared))
     float_nodes = _classifier_nodes(model)
+    wanted = {f"{layer}.weight" for layer in keep_float}
+    float_nodes += [node.name for node in model.graph.node if len(node.input) > 1 and node.input[1] in wanted and node.name not in float_nodes]
     if placement == "onnxruntime-cpu":
         options = dict(
             activation_type=QuantType.QUInt8,
