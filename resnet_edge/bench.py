@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import UsageError
+from .errors import CheckFailed, UsageError
 from .validate import check_output_path, write_atomic, write_json
 
 REPORT_SCHEMA = "resnet-edge-bench-report"
@@ -373,7 +373,7 @@ def _run(options: BenchOptions, say: Callable[[str], None]) -> BenchResult:
         else:
             variants += [_graph_variant(v, shape) for v in list(variants) if v.module is not None]
     say(f"benchmarking {', '.join(v.name for v in variants)} at batch sizes {', '.join(map(str, options.batch_sizes))} "
-        f"({options.warmup} warm-up, {options.iters} timed iterations each, {torch.get_num_threads()} threads)")
+        f"({options.warmup} warm-up, {options.iters} timed iterations each, {torch.get_num_threads()} thread(s))")
     results = []
     failed: dict[str, str] = {}
     for size in options.batch_sizes:
@@ -386,9 +386,12 @@ def _run(options: BenchOptions, say: Callable[[str], None]) -> BenchResult:
                 for _ in range(max(options.warmup, 1 if variant.name.endswith("-cudagraphs") else 0)):
                     variant.run(batch)
                 active.append(variant)
-            except Exception as error:  # e.g. a CUDA graph that cannot be captured: reported, not fatal
-                failed[variant.name] = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-                say(f"warning: {variant.name} failed at batch {size} and is left out: {failed[variant.name]}")
+            except Exception as error:
+                reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+                if not variant.name.endswith("-cudagraphs"):  # the bundle or the baseline itself cannot run
+                    raise CheckFailed(f"{variant.name} failed to run a batch of {size}: {reason}") from None
+                failed[variant.name] = reason  # a CUDA graph that cannot be captured: reported, not fatal
+                say(f"warning: {variant.name} failed at batch {size} and is left out: {reason}")
         wall: dict[str, list[float]] = {v.name: [] for v in active}
         gpu: dict[str, list[float]] = {v.name: [] for v in active}
         for index, chunk in enumerate(_split(options.iters, options.rounds)):
@@ -510,7 +513,7 @@ def format_table(report: dict) -> str:
     lines = [
         f"bench {bundle['path']}",
         f"  {bundle['arch']} {bundle['precision']} {bundle['backend']} (target {bundle['target']}), input {'x'.join(map(str, bundle['input_shape']))}; "
-        f"{report['machine']['description']}, {settings['threads']} threads",
+        f"{report['machine']['description']}, {settings['threads']} thread(s)",
         f"  {settings['iters']} timed iterations per point ({settings['warmup']} warm-up), host batch to host logits",
         "",
         f"  {'variant':<28}{'batch':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'img/s':>10}{'peak MB':>9}{'speedup':>9}",
@@ -555,7 +558,7 @@ def render_plot(report: dict, fmt: str = "png") -> bytes:
     bundle = report["bundle"]
     figure.suptitle(
         f"{bundle['arch']} {bundle['precision']} {bundle['backend']} vs eager FP32 - {report['machine']['description']}, "
-        f"{report['settings']['threads']} threads",
+        f"{report['settings']['threads']} thread(s)",
         fontsize=9,
     )
     buffer = BytesIO()

@@ -469,7 +469,9 @@ def format_table(report: dict) -> str:
         lines.append(f"  baseline written: {baseline['path']}")
     lines.append("")
     if report["passed"]:
-        lines.append(f"PASSED: {len(report['checks'])} checks ({report['seconds']:.1f} s)")
+        held = sum(1 for check in report["checks"] if check["passed"])
+        skipped = len(report["checks"]) - held
+        lines.append(f"PASSED: {held} checks held" + (f", {skipped} not measurable" if skipped else "") + f" ({report['seconds']:.1f} s)")
     else:
         lines.append("FAILED: " + "; ".join(check["message"] for check in report["checks"] if check["passed"] is False))
     return "\n".join(lines)
