@@ -34,6 +34,14 @@ def built(tmp_path_factory):
     return build
 
 
+def shapes_images(count=6):
+    """Images like the calibration set's (shapes, ImageNet preprocessing): INT8 ranges fit them, not noise."""
+    from resnet_edge.data import eval_transform, get_preset, open_data
+
+    dataset = open_data("shapes:240").split("val", transform=eval_transform(get_preset("imagenet")))
+    return torch.stack([dataset[i][0] for i in range(count)])
+
+
 def reference(arch):
     torch.manual_seed(0)  # compile --random-weights seeds 0 before building the model
     return create_model(arch).eval()
@@ -58,7 +66,7 @@ def test_int8_runs_integer_kernels_and_tracks_fp32(built, arch):
     loaded = bundle.load(result.path)
     session = loaded._predictor.session
     assert session.get_providers() == ["CPUExecutionProvider"]
-    images = inputs()
+    images = shapes_images()
     with torch.inference_mode():
         expected = reference(arch)(images)
     actual = loaded.predict(images)
