@@ -162,8 +162,8 @@ def test_cuda_fused_model_matches(name, dtype):
     model = trained_like(name).cuda()
     fused = fuse_model(model).to(dtype)
     x = small_input(name).cuda()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         expected, actual = model(x), fused(x.to(dtype)).float()
     scale = max(expected.abs().max().item(), 1.0)
-    tolerance = 1e-3 if dtype == torch.float32 else 3e-2
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2  # float16 rounds every activation
     torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance * scale)
