@@ -1,0 +1,41 @@
+"""Print the CMake cache arguments that point a build at this Python's torch (libtorch).
+
+    cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $(.venv/bin/python csrc/app/cmake_args.py)
+
+* ``CMAKE_PREFIX_PATH``: ``torch.utils.cmake_prefix_path``.
+* For a CUDA build of torch, whose CMake config enables CUDA and looks for the toolkit even when
+  nothing is compiled for the GPU: ``CMAKE_CUDA_COMPILER`` and ``CUDA_TOOLKIT_ROOT_DIR`` from
+  ``CUDA_HOME``/``/usr/local/cuda`` (the ``nvcc`` first on ``PATH`` may be a wrapper outside the
+  toolkit), and ``CUDA_nvrtc_LIBRARY`` from the pip ``nvidia-*`` wheels when the toolkit lacks nvrtc.
+
+Used by ``make cpp`` and tests/test_cpp_infer.py so both configure the same way.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+from pathlib import Path
+
+
+def cmake_args() -> list[str]:
+    import torch
+
+    args = [f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}"]
+    if torch.version.cuda is None:
+        return args
+    for root in filter(None, (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda")):
+        if Path(root, "bin", "nvcc").is_file():
+            args += [f"-DCMAKE_CUDA_COMPILER={Path(root, 'bin', 'nvcc')}", f"-DCUDA_TOOLKIT_ROOT_DIR={root}"]
+            if not glob.glob(f"{root}/lib64/libnvrtc.so*") and not glob.glob(f"{root}/lib/libnvrtc.so*"):
+                site = Path(torch.__file__).resolve().parents[1]
+                wheels = sorted(p for p in glob.glob(f"{site}/nvidia/*/lib/libnvrtc.so*") if "builtins" not in p and ".alt." not in p)
+                if wheels:
+                    args.append(f"-DCUDA_nvrtc_LIBRARY={wheels[0]}")
+            break
+    return args
+
+
+if __name__ == "__main__":
+    print(" ".join(shlex.quote(arg) for arg in cmake_args()))

@@ -1,0 +1,243 @@
+#include "bundle.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace resnet_edge {
+namespace {
+
+// The keys resnet_edge.bundle.REQUIRED_KEYS lists.
+const char* const kRequiredKeys[] = {
+    "schema_version", "created", "arch",      "num_classes", "classes", "preprocessing", "input", "output",
+    "precision",      "backend", "target",    "artifacts",   "files",   "build_host",    "reference",
+};
+
+[[noreturn]] void fail(const std::string& message, bool usage = false) { throw Error(message, usage); }
+
+const json& need(const json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end()) {
+    fail(where + " lacks " + key + "; rebuild the bundle");
+  }
+  return *it;
+}
+
+template <typename T>
+T get_as(const json& value, const std::string& what) {
+  try {
+    return value.get<T>();
+  } catch (const json::exception&) {
+    fail(what + " has the wrong type (" + std::string(value.type_name()) + "); rebuild the bundle");
+  }
+}
+
+Preprocessing read_preprocessing(const json& p, const std::string& where) {
+  if (!p.is_object()) {
+    fail(where + ": preprocessing is not an object; rebuild the bundle");
+  }
+  Preprocessing pre;
+  pre.name = get_as<std::string>(need(p, "name", where + " preprocessing"), "preprocessing.name");
+  pre.resize = get_as<int>(need(p, "resize", where + " preprocessing"), "preprocessing.resize");
+  pre.crop = get_as<int>(need(p, "crop", where + " preprocessing"), "preprocessing.crop");
+  const auto mean = get_as<std::vector<double>>(need(p, "mean", where + " preprocessing"), "preprocessing.mean");
+  const auto std = get_as<std::vector<double>>(need(p, "std", where + " preprocessing"), "preprocessing.std");
+  if (mean.size() != 3 || std.size() != 3) {
+    fail(where + ": preprocessing mean and std must have 3 values each");
+  }
+  for (int c = 0; c < 3; ++c) {
+    pre.mean[c] = static_cast<float>(mean[c]);  // torch.as_tensor(mean, dtype=float32)
+    pre.std[c] = static_cast<float>(std[c]);
+    if (pre.std[c] == 0.0f) {
+      fail(where + ": preprocessing std has a zero; rebuild the bundle");
+    }
+  }
+  pre.interpolation = p.value("interpolation", std::string("bilinear"));
+  pre.channel_order = p.value("channel_order", std::string("RGB"));
+  pre.layout = p.value("layout", std::string("NCHW"));
+  if (pre.resize <= 0 || pre.crop <= 0) {
+    fail(where + ": preprocessing resize and crop must be positive");
+  }
+  if (pre.channel_order != "RGB" && pre.channel_order != "BGR") {
+    fail(where + ": preprocessing channel_order '" + pre.channel_order + "' is not RGB or BGR");
+  }
+  if (pre.layout != "NCHW" && pre.layout != "NHWC") {
+    fail(where + ": preprocessing layout '" + pre.layout + "' is not NCHW or NHWC");
+  }
+  return pre;
+}
+
+std::vector<std::string> read_labels(const fs::path& path, int num_classes) {
+  std::ifstream in(path);
+  if (!in) {
+    fail("bundle " + path.parent_path().string() + " has no readable labels.txt; rebuild or re-copy it");
+  }
+  std::vector<std::string> labels;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    labels.push_back(line);
+  }
+  if (static_cast<int>(labels.size()) != num_classes) {
+    fail(path.string() + " has " + std::to_string(labels.size()) + " labels but the manifest says num_classes " +
+         std::to_string(num_classes) + "; rebuild the bundle");
+  }
+  return labels;
+}
+
+}  // namespace
+
+std::string sha256_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    fail("cannot read " + path);
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    fail("OpenSSL cannot compute sha256");
+  }
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const std::streamsize got = in.gcount();
+    if (got > 0 && EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(got)) != 1) {
+      fail("OpenSSL cannot compute sha256");
+    }
+  }
+  if (in.bad()) {
+    fail("error reading " + path);
+  }
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1) {
+    fail("OpenSSL cannot compute sha256");
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
+  const fs::path dir(dir_arg);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    fail("bundle " + dir_arg + " does not exist; build one with resnet-edge compile --out " + dir_arg, true);
+  }
+  const fs::path manifest_path = dir / "manifest.json";
+  if (!fs::is_regular_file(manifest_path, ec)) {
+    fail(dir_arg + " is not a bundle (no manifest.json); pass the directory resnet-edge compile wrote", true);
+  }
+  const std::string where = manifest_path.string();
+  BundleInfo info;
+  info.dir = dir_arg;
+  {
+    std::ifstream in(manifest_path);
+    if (!in) {
+      fail("cannot read " + where);
+    }
+    try {
+      info.manifest = json::parse(in);
+    } catch (const json::parse_error& error) {
+      std::string what = error.what();
+      fail(where + " is not valid JSON (" + what.substr(0, 160) + "); rebuild the bundle");
+    }
+  }
+  const json& m = info.manifest;
+  if (!m.is_object()) {
+    fail(where + " is not a manifest object; rebuild the bundle");
+  }
+  auto version = m.find("schema_version");
+  if (version == m.end() || !version->is_number_integer()) {
+    fail(where + " has no integer schema_version; rebuild the bundle");
+  }
+  if (version->get<int>() > kSchemaVersion) {
+    fail("bundle " + dir_arg + " uses manifest schema_version " + std::to_string(version->get<int>()) +
+         ", newer than this libresnet_edge reads (" + std::to_string(kSchemaVersion) + "); upgrade resnet-edge");
+  }
+  std::string absent;
+  for (const char* key : kRequiredKeys) {
+    if (!m.contains(key)) {
+      absent += (absent.empty() ? "" : ", ") + std::string(key);
+    }
+  }
+  if (!absent.empty()) {
+    fail(where + " lacks " + absent + "; rebuild the bundle");
+  }
+  info.arch = get_as<std::string>(m["arch"], "arch");
+  info.backend = get_as<std::string>(m["backend"], "backend");
+  info.precision = get_as<std::string>(m["precision"], "precision");
+  info.target = get_as<std::string>(m["target"], "target");
+  info.num_classes = get_as<int>(m["num_classes"], "num_classes");
+  if (info.num_classes <= 0) {
+    fail(where + ": num_classes must be positive");
+  }
+  info.preprocessing = read_preprocessing(m["preprocessing"], where);
+  info.artifacts = get_as<std::map<std::string, std::string>>(m["artifacts"], "artifacts");
+  if (info.artifacts.find("model") == info.artifacts.end()) {
+    fail(where + ": artifacts has no model; rebuild the bundle");
+  }
+
+  const json& input = m["input"];
+  info.input_shape = get_as<std::vector<int64_t>>(need(input, "shape", where + " input"), "input.shape");
+  const int crop = info.preprocessing.crop;
+  const bool nchw = info.preprocessing.layout == "NCHW";
+  const std::vector<int64_t> expected =
+      nchw ? std::vector<int64_t>{3, crop, crop} : std::vector<int64_t>{crop, crop, 3};
+  if (info.input_shape.size() != 4 || !std::equal(expected.begin(), expected.end(), info.input_shape.begin() + 1)) {
+    fail(where + ": input.shape does not match the preprocessing crop " + std::to_string(crop) + "; rebuild the bundle");
+  }
+  if (input.contains("batch")) {
+    const json& batch = input["batch"];
+    info.batch_min = batch.value("min", 1);
+    info.batch_opt = batch.value("opt", info.batch_min);
+    info.batch_max = batch.value("max", info.batch_opt);
+  }
+  if (info.batch_min < 1 || info.batch_max < info.batch_min) {
+    fail(where + ": input.batch range is invalid; rebuild the bundle");
+  }
+  if (m.contains("requires") && m["requires"].is_object()) {
+    const json& req = m["requires"];
+    if (req.contains("device") && req["device"].is_string()) {
+      info.requires_device = req["device"].get<std::string>();
+    }
+    info.requires_fused_ops = req.value("fused_ops", false);
+  } else {
+    info.requires_fused_ops = m.value("fused", false);
+  }
+
+  const auto files = get_as<std::map<std::string, std::string>>(m["files"], "files");
+  for (const auto& [role, name] : info.artifacts) {
+    if (files.find(name) == files.end()) {
+      fail(where + ": artifact " + name + " (" + role + ") is not listed in files; rebuild the bundle");
+    }
+  }
+  if (verify_files) {
+    for (const auto& [name, digest] : files) {
+      const fs::path file = dir / name;
+      if (!fs::is_regular_file(file, ec)) {
+        fail("bundle " + dir_arg + " is incomplete: " + name + " is missing; rebuild or re-copy it");
+      }
+      if (sha256_file(file.string()) != digest) {
+        fail("bundle " + dir_arg + ": " + name +
+             " does not match its sha256 in the manifest (corrupt or edited); rebuild or re-copy it");
+      }
+    }
+  }
+  info.labels = read_labels(dir / "labels.txt", info.num_classes);
+  return info;
+}
+
+}  // namespace resnet_edge
