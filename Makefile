@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The extension is rebuilt when any of these change.
 BUILD_INPUTS := requirements.txt pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-slow clean cpp
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The C++ library and app (docs/cpp.md); the C++ tests run the same two commands themselves.
+cpp: setup
+	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $$($(PY) csrc/app/cmake_args.py)
+	cmake --build build/cpp -j2
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
