@@ -300,7 +300,7 @@ def _check_options(options: CompileOptions) -> None:
 
 
 def _default_target(backend: Backend) -> str:
-    if backend.name == "tensorrt" or "cpu" not in backend.targets:
+    if "cpu" not in backend.targets:  # a GPU-only backend: this Jetson module, else a datacenter GPU
         jetson = hostinfo.jetson_model()
         return jetson if jetson in TARGETS else "datacenter"
     return "cpu"
@@ -329,7 +329,7 @@ def compile_bundle(options: CompileOptions, log: Callable[[str], None] | None = 
     target = options.target or _default_target(backend)
     for flag, value in (("workspace_mb", options.workspace_mb), ("dla_core", options.dla_core)):
         if value is not None and flag not in backend.build_options:
-            raise UsageError(f"--{flag.replace('_', '-')} applies to the tensorrt backend only; drop it for {backend.name}")
+            raise UsageError(f"--{flag.replace('_', '-')} applies to TensorRT builds only; drop it for the {backend.name} backend")
     if options.precision != "int8" and (options.calib_data or options.calib_set):
         say(f"note: calibration data is only used for --int8; ignored for --{options.precision}")
     if options.batch is not None:

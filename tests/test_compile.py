@@ -202,7 +202,7 @@ def expect_refusal(tmp_path, error, message, **changes):
         ({"precision": "int8", "calib_data": "shapes", "calib_set": DEMO_SET}, "either --calib-data or --calib-set"),
         ({"batch": 2, "dynamic_batch": "1:2:4"}, "either --batch N or --dynamic-batch"),
         ({"dynamic_batch": "8:4:2"}, "1 <= MIN <= OPT <= MAX"),
-        ({"dla_core": 0}, "--dla-core applies to the tensorrt backend only"),
+        ({"dla_core": 0}, "--dla-core applies to TensorRT builds only"),
         ({"backend": "torchscript", "precision": "int8", "calib_data": "shapes"}, "torchscript backend does not build int8"),
         ({"weights": "nowhere.pth", "random_weights": True}, "either --weights or --random-weights"),
         ({"weights": "nowhere.pth", "random_weights": False}, "nowhere.pth does not exist"),
