@@ -9,6 +9,8 @@ import click
 
 DEMO_ARCH = "resnet20"
 DEMO_DATA = "shapes"
+# The demo's calibration set, kept in the repository (calibration/README.md).
+DEMO_CALIB_SET = Path(__file__).resolve().parents[2] / "calibration" / "shapes-demo.json"
 
 
 def _run_step(title: str, args: list[str]) -> None:
@@ -25,7 +27,7 @@ def _run_step(title: str, args: list[str]) -> None:
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where the run and the bundle go.")
 @click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
 def demo(out: str, epochs: int) -> None:
-    """Train a ResNet-20 on the built-in shapes set and run every pipeline stage on it."""
+    """Train a ResNet-20 on the built-in shapes set, compile it INT8, validate it against FP32 and bench it."""
     root = Path(out)
     run_dir = root / "train"
     started = time.perf_counter()
@@ -33,4 +35,22 @@ def demo(out: str, epochs: int) -> None:
         "train",
         ["train", "--arch", DEMO_ARCH, "--data", DEMO_DATA, "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--out", str(run_dir)],
     )
-    click.secho(f"\ndemo finished in {time.perf_counter() - started:.0f} s; checkpoint: {run_dir / 'best.pth'}", fg="green")
+    bundle = root / "bundle"
+    _run_step(
+        "compile (INT8, default backend)",
+        ["compile", "--arch", DEMO_ARCH, "--weights", str(run_dir / "best.pth"), "--int8",
+         "--calib-set", str(DEMO_CALIB_SET), "--val-data", DEMO_DATA, "--out", str(bundle), "--force"],
+    )  # fmt: skip
+    _run_step(
+        "validate against FP32",
+        ["validate", str(bundle), "--data", DEMO_DATA, "--report", str(root / "validate.json"), "--no-progress"],
+    )
+    _run_step(
+        "bench against eager FP32",
+        ["bench", str(bundle), "--batch-sizes", "1,8,32", "--iters", "50", "--report", str(root / "bench.json"), "--plot", str(root / "bench.png")],
+    )
+    click.secho(
+        f"\ndemo finished in {time.perf_counter() - started:.0f} s; checkpoint {run_dir / 'best.pth'}, bundle {bundle}, "
+        f"reports in {root}",
+        fg="green",
+    )
