@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The extension is rebuilt when any of these change.
 BUILD_INPUTS := requirements.txt pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: setup demo test test-slow clean cpp
+.PHONY: setup sysdeps demo test test-slow clean cpp
 
 setup: $(STAMP)
 
@@ -20,15 +20,19 @@ $(STAMP): $(BUILD_INPUTS)
 demo: setup
 	$(VENV)/bin/resnet-edge demo --out runs/demo
 
-test: setup
+# Debian packages of the C++ app (cmake, OpenCV, nlohmann-json, OpenSSL), when missing.
+sysdeps:
+	scripts/install-system-deps.sh
+
+test: setup sysdeps
 	$(PY) -m pytest -q
 
 # The C++ library and app (docs/cpp.md); the C++ tests run the same two commands themselves.
-cpp: setup
+cpp: setup sysdeps
 	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $$($(PY) csrc/app/cmake_args.py)
 	cmake --build build/cpp -j2
 
-test-slow: setup
+test-slow: setup sysdeps
 	$(PY) -m pytest -q -m slow
 
 clean:
