@@ -353,12 +353,12 @@ def _run(options: BenchOptions, say: Callable[[str], None]) -> BenchResult:
                 memory.reset()
                 for _ in range(MEMORY_ITERS):
                     variant.run(batch)
-                host_peak = max(memory.peak(), loaded_rss) - before
-                entry = {"host_mb": round(host_peak, 1), "load_host_mb": round(loaded_rss - before, 1)}
+                host_peak = max(0.0, max(memory.peak(), loaded_rss) - before)  # 0 if the allocator returned memory meanwhile
+                entry = {"host_mb": round(host_peak, 1), "load_host_mb": round(max(0.0, loaded_rss - before), 1)}
                 if cuda:
                     torch.cuda.synchronize()
                     run_peak = (torch.cuda.max_memory_allocated() - allocated) / 2**20
-                    entry["device_mb"] = round(device_loaded - device_before + run_peak, 1)
+                    entry["device_mb"] = round(max(0.0, device_loaded - device_before) + max(0.0, run_peak), 1)
                 mem[(variant.name, size)] = entry
             del variant
             gc.collect()

@@ -325,7 +325,7 @@ def format_table(result: SensitivityResult, top: int | None = None) -> str:
 
     for entry in shown:
         lines.append(
-            f"  {entry.rank:>4}  {entry.layer:<24}{entry.kind:<14}{pts(entry.only_drop):>12}{pts(entry.revert_gain):>14}{entry.kl_score:>11.4f}"
+            f"  {entry.rank:>4}  {entry.layer:<24}{entry.kind:<14}{pts(entry.only_drop):>12}{pts(entry.revert_gain):>14}{entry.kl_score:>11.3g}"
         )
     if top is not None and len(result.layers) > top:
         lines.append(f"  ... {len(result.layers) - top} more layers (all in the JSON report)")
