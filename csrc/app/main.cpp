@@ -30,6 +30,9 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -288,6 +291,40 @@ void maybe_save_input(const Args& args, const resnet_edge::Classifier& classifie
   save_npy(fs::path(args.save_input) / name, input, nchw ? std::vector<int>{3, crop, crop} : std::vector<int>{crop, crop, 3});
 }
 
+// Sends stderr to /dev/null while it lives: libpng and libjpeg print their own warnings for a
+// corrupt file, which this app reports itself in one line.
+class QuietStderr {
+ public:
+  QuietStderr() {
+    std::fflush(stderr);
+    saved_ = dup(STDERR_FILENO);
+    const int null = open("/dev/null", O_WRONLY);
+    if (saved_ >= 0 && null >= 0) {
+      dup2(null, STDERR_FILENO);
+    }
+    if (null >= 0) {
+      close(null);
+    }
+  }
+  ~QuietStderr() {
+    std::fflush(stderr);
+    if (saved_ >= 0) {
+      dup2(saved_, STDERR_FILENO);
+      close(saved_);
+    }
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+
+cv::Mat read_image(const fs::path& path) {
+  const QuietStderr quiet;
+  return cv::imread(path.string(), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+}
+
 void error_line(const std::string& message) { std::fprintf(stderr, "%s: error: %s\n", kProgram, message.c_str()); }
 
 void warmup(resnet_edge::Classifier& classifier, const cv::Mat& image, int runs) {
@@ -332,7 +369,7 @@ int run_images(const Args& args, resnet_edge::Classifier& classifier, Reporter& 
       if (g_stop || (args.max_frames > 0 && index + static_cast<long>(pending.size()) >= args.max_frames)) {
         break;
       }
-      cv::Mat image = cv::imread(path.string(), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+      cv::Mat image = read_image(path);
       if (image.empty()) {
         error_line("cannot read image " + path.string() + " (not an image OpenCV can decode, or corrupt)");
         ++failures;
