@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The extension is rebuilt when any of these change.
-BUILD_INPUTS := requirements.txt pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
+# The Python extension (csrc/ops) is rebuilt when any of these change.
+BUILD_INPUTS := requirements.txt pyproject.toml setup.py $(shell find csrc/ops -type f 2>/dev/null)
 
 .PHONY: setup sysdeps demo test test-slow clean cpp
 
