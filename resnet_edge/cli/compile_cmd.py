@@ -35,7 +35,7 @@ from ..models import list_models
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle directory to create.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def compile_command(**options) -> None:
-    """Compile a ResNet into a deployable bundle (ONNX Runtime, TorchScript; TensorRT next).
+    """Compile a ResNet into a deployable bundle (TensorRT, ONNX Runtime or TorchScript).
 
     The bundle is built beside --out and renamed into place only when complete and checked against the
     FP32 model; on any error nothing is left behind.
