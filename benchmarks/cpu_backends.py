@@ -32,6 +32,7 @@ from resnet_edge import bundle, hostinfo  # noqa: E402
 from resnet_edge.backends import backend_availability  # noqa: E402
 from resnet_edge.compile import CompileOptions, compile_bundle  # noqa: E402
 from resnet_edge.models import create_model, get_spec  # noqa: E402
+from timing import time_interleaved  # noqa: E402  (benchmarks/, this script's own directory)
 
 # (label, backend, precision, target): every combination that runs on a CPU.
 VARIANTS = [
@@ -41,20 +42,6 @@ VARIANTS = [
     ("onnxruntime int8 (tensorrt placement)", "onnxruntime", "int8", "datacenter"),
     ("torchscript fp32", "torchscript", "fp32", "cpu"),
 ]
-
-
-def time_rounds(runners: dict, batch: torch.Tensor, rounds: int, iters: int, warmup: int) -> dict[str, list[float]]:
-    for run in runners.values():
-        for _ in range(warmup):
-            run(batch)
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                run(batch)
-                samples[name].append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def main() -> None:
@@ -119,7 +106,7 @@ def main() -> None:
                 label += " (fused ops)"
             runners[label] = loaded.predict
         load_before = os.getloadavg()[0]
-        samples = time_rounds(runners, batch, args.rounds, args.iters, args.warmup)
+        samples = time_interleaved(runners, batch, args.rounds, args.iters, args.warmup)
         load_after = os.getloadavg()[0]
 
     eager_ms = statistics.median(samples["pytorch eager fp32"])

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from resnet_edge.fuse import fuse_model  # noqa: E402
 from resnet_edge.models import create_model, get_spec  # noqa: E402
+from timing import time_interleaved  # noqa: E402  (benchmarks/, this script's own directory)
 
 VARIANTS = ("eager fp32", "torchscript frozen", "fused ops")
 
@@ -39,22 +40,6 @@ def torchscript_frozen(model: torch.nn.Module) -> torch.jit.ScriptModule:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.14 deprecates TorchScript
         return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(copy.deepcopy(model))))
-
-
-def time_round_robin(runners: dict, batch: torch.Tensor, rounds: int, iters: int, warmup: int) -> dict[str, list[float]]:
-    """Milliseconds per call of each runner, ``rounds`` x ``iters`` samples, interleaved."""
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    with torch.inference_mode():
-        for run in runners.values():
-            for _ in range(warmup):
-                run(batch)
-        for _ in range(rounds):
-            for name, run in runners.items():
-                for _ in range(iters):
-                    start = time.perf_counter()
-                    run(batch)
-                    samples[name].append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def measure(arch: str, batch_size: int, args: argparse.Namespace) -> dict:
@@ -67,7 +52,8 @@ def measure(arch: str, batch_size: int, args: argparse.Namespace) -> dict:
     with torch.inference_mode():
         reference = model(batch)
         max_diff = {name: (run(batch) - reference).abs().max().item() for name, run in runners.items()}
-    samples = time_round_robin(runners, batch, args.rounds, args.iters, args.warmup)
+    with torch.inference_mode():
+        samples = time_interleaved(runners, batch, args.rounds, args.iters, args.warmup)
     median = {name: statistics.median(values) for name, values in samples.items()}
     return {
         "arch": arch,
