@@ -28,8 +28,9 @@ from typing import Callable
 from xml.etree import ElementTree
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
+from .data.loader import make_loader
 from .errors import CheckFailed, UsageError
 
 REPORT_SCHEMA = "resnet-edge-validate-report"
@@ -302,7 +303,7 @@ def validate_bundle(options: ValidateOptions, log: Callable[[str], None] | None 
     reference_model = reference_model.float().eval().to(ref_device)
     source, dataset, labelled = _open_dataset(options, loaded_bundle, reference_info["source"] == "random", say)
 
-    loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=False, num_workers=options.workers)
+    loader = make_loader(dataset, batch_size=options.batch_size, workers=options.workers)
     meter = ComparisonMeter(loaded_bundle.num_classes)
     from tqdm import tqdm
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..checkpoint import read_weights_file, save_checkpoint
 from ..data import eval_transform, get_preset, open_data, train_transform
+from ..data.loader import make_loader
 from ..errors import UsageError
 from ..models import create_model, get_spec
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
@@ -78,15 +79,14 @@ def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
 
 def _loader(dataset, batch_size: int, shuffle: bool, config: TrainConfig, context: DistContext, device) -> DataLoader:
     sampler = DistributedSampler(dataset, shuffle=shuffle, seed=config.seed) if context.enabled else None
-    return DataLoader(
+    return make_loader(
         dataset,
         batch_size=batch_size,
+        workers=config.workers,
         shuffle=shuffle and sampler is None,
         sampler=sampler,
-        num_workers=config.workers,
         pin_memory=device.type == "cuda",
         drop_last=shuffle,
-        persistent_workers=config.workers > 0,
     )
 
 
