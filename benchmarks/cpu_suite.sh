@@ -4,7 +4,7 @@
 #     benchmarks/cpu_suite.sh [OUT_DIR]      (default runs/cpu-suite; after `make demo` and `make cpp`)
 #
 # Writes one log per step plus JSON reports into OUT_DIR and prints the machine and commit first,
-# so a table can be traced back to the run that produced it. Takes about 25 minutes on 2 cores.
+# so a table can be traced back to the run that produced it. Takes about 20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/cpu-suite}"
