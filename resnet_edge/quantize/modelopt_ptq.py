@@ -33,6 +33,7 @@ import fnmatch
 import importlib
 import importlib.metadata
 import io
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -69,13 +70,20 @@ def require_modelopt():
     ModelOpt imports ``huggingface_hub`` and ``requests`` at import time without declaring them,
     so a bare ``pip install nvidia-modelopt`` can still fail here; the message names all three.
     """
+    # ModelOpt imports torch.utils.cpp_extension, which logs "No CUDA runtime is found" on every CPU
+    # host although nothing here builds ModelOpt's CUDA extensions.
+    cpp_extension_log = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_extension_log.level
     try:
+        cpp_extension_log.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             # ModelOpt warns about every optional plugin (transformers, megatron, ...) it cannot import.
             warnings.simplefilter("ignore")
             return importlib.import_module("modelopt.torch.quantization")
     except ImportError as error:
         raise UsageError(f"INT8 calibration needs NVIDIA ModelOpt ({error}); install it with: {MODELOPT_INSTALL}") from None
+    finally:
+        cpp_extension_log.setLevel(level)
 
 
 def _tensor_quantizer_cls():
