@@ -20,7 +20,9 @@ import torch.nn.functional as F
 import resnet_edge.ops.tensorrt_converters as converters
 from resnet_edge.fuse import fuse_model
 from resnet_edge.models import create_model
+from resnet_edge.ops.int8_block import fake_quantize
 
+from test_int8_fused import int8_args  # noqa: E402
 from test_ops import SHORTCUTS, make_case  # tests/ is on sys.path (pytest rootdir-relative import)
 
 
@@ -62,6 +64,9 @@ def stand_in_converters(monkeypatch):
         activation=types.SimpleNamespace(relu=lambda ctx, target, source_ir, name, x: F.relu(x)),
         slice=types.SimpleNamespace(slice_op=_slice),
         pad=types.SimpleNamespace(constant_padNd=lambda ctx, target, source_ir, name, x, pad, value=0: F.pad(x, pad, value=value)),
+        quantize=types.SimpleNamespace(
+            quantize=lambda ctx, target, source_ir, name, x, amax, num_bits, exponent_bits: fake_quantize(x, amax)
+        ),
     )
     stand_ins = {
         "tensorrt": {"ITensor": torch.Tensor},
@@ -93,6 +98,17 @@ def test_layer_plan_matches_the_op(stand_in_converters, op, shortcut):
     # Keywords too: a graph may pass any argument by name.
     out = convert(None, target.default, args[:-2], {"stride": args[-2], "residual": args[-1]}, "block")
     torch.testing.assert_close(out, target(*args), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", ["basic", "bottleneck"])
+@pytest.mark.parametrize("shortcut", SHORTCUTS)
+def test_int8_layer_plan_carries_every_qdq(stand_in_converters, op, shortcut):
+    torch.manual_seed(0)
+    _, case_args = make_case(op, shortcut)
+    args = int8_args(op, case_args)
+    target = torch.ops.resnet_edge.int8_residual_block.default
+    out = stand_in_converters[target](None, target, args[:-1], {"residual": args[-1]}, "block")
+    torch.testing.assert_close(out, target(*args), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.tensorrt

@@ -205,3 +205,21 @@ def test_dla_build_when_the_device_has_one(backend, target, reference, images, t
     assert result.manifest["tensorrt"]["device"] == "dla:0"
     layers = result.manifest["tensorrt"]["layers"]
     assert layers is None or layers["dla_count"] + layers["gpu_count"] > 0
+
+
+def test_fused_int8_build_is_one_engine_and_tracks_the_unfused_one(backend, built, target, reference, images, tmp_path):
+    if "int8" not in built:
+        pytest.skip("nvidia-modelopt is not installed")
+    config = _config(target, "int8", images, fused=True)
+    backend.check_config(config)
+    result = backend.build(reference, config, tmp_path)
+    assert result.manifest["tensorrt"]["engines"] == 1 and result.manifest["tensorrt"]["pytorch_ops"] == []
+    assert result.manifest["requires"]["fused_ops"] is True
+    manifest = {
+        "arch": "resnet20", "num_classes": 10, "shortcut": "A", "precision": "int8", "target": target,
+        "artifacts": result.artifacts, "input": {"batch": config.batch.to_dict()}, **result.manifest,
+    }
+    fused_logits = backend.load(tmp_path, manifest, "auto")(images[:16])
+    out, _, unfused_manifest = built["int8"]
+    unfused_logits = backend.load(out, unfused_manifest, "auto")(images[:16])
+    assert (fused_logits.argmax(1) == unfused_logits.argmax(1)).float().mean() >= 0.9

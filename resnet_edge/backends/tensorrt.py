@@ -4,7 +4,8 @@ Build (on the GPU that will run the engine; see ``resnet_edge.targets``):
 
 1. BatchNorm is folded into the convolutions (``fold_batchnorm``), or with ``--fused`` the blocks are
    swapped for the ``resnet_edge::`` ops, whose Torch-TensorRT converters
-   (``resnet_edge.ops.tensorrt_converters``) are imported first.
+   (``resnet_edge.ops.tensorrt_converters``) are imported first. INT8 with ``--fused`` swaps the
+   blocks after calibration, for ``resnet_edge::int8_residual_block`` ops that carry the ranges.
 2. INT8: ModelOpt calibrates the folded model on the calibration images and inserts explicit Q/DQ,
    the residual adds included (``resnet_edge.quantize.modelopt_ptq``); the quantized model is saved
    with ``modelopt.torch.opt.save`` so the CPU can simulate the engine's exact scales later.
@@ -276,11 +277,6 @@ class TensorRTBackend(Backend):
             if method is not None and method not in modelopt_ptq.CALIBRATION_METHODS:
                 raise UsageError(f"calibration method {method!r} is not one ModelOpt offers; choose one of: {', '.join(modelopt_ptq.CALIBRATION_METHODS)}")
         if config.fused:
-            if config.precision == "int8":
-                raise UsageError(
-                    "--fused with --int8: the resnet_edge fused ops take no quantization scales yet, so their converter "
-                    "cannot carry the Q/DQ; build INT8 with --no-fused (TensorRT fuses conv+add+relu in INT8 itself)"
-                )
             ok, reason = fused_ops_status()
             if not ok:
                 raise UsageError(f"--fused needs the fused ops: {reason}; pass --no-fused")
@@ -312,11 +308,13 @@ class TensorRTBackend(Backend):
         # 1. The graph to compile.
         if config.fused:
             import resnet_edge.ops.tensorrt_converters  # noqa: F401  (registers the converters)
+        if config.fused and config.precision != "int8":
             from resnet_edge.fuse import fuse_model
 
             config.log("fusing blocks into resnet_edge ops")
             prepared = fuse_model(model.eval())  # a fused copy; model stays as it is
         else:
+            # INT8 calibrates the folded model; with --fused its blocks are swapped after calibration.
             prepared = fold_batchnorm(model)
         prepared = prepared.to(cuda).eval()
         batch = config.batch
@@ -340,10 +338,20 @@ class TensorRTBackend(Backend):
             save_quantized(quantized, out_dir / MODELOPT_FILE)
             artifacts["quantized_model"] = MODELOPT_FILE
             quantization = modelopt_ptq.quantization_manifest(quantized, ptq_config)
+            if config.fused:
+                from resnet_edge.fuse.int8 import fuse_quantized_model
+
+                config.log("fusing calibrated blocks into resnet_edge::int8_residual_block ops (Q/DQ carried)")
+                quantized = fuse_quantized_model(quantized)
             program = modelopt_ptq.export_for_tensorrt(
                 quantized, example, None if batch.static else (batch.min, batch.opt, batch.max)
             )
-            config.log(f"exported with {modelopt_ptq.count_qdq_nodes(program)} Q/DQ nodes")
+            blocks = ""
+            if config.fused:
+                from resnet_edge.fuse.int8 import count_int8_blocks
+
+                blocks = f" and {count_int8_blocks(program)} int8_residual_block ops"
+            config.log(f"exported with {modelopt_ptq.count_qdq_nodes(program)} Q/DQ nodes{blocks}")
         else:
             graph = FloatIO(prepared.half(), torch.float16) if plan.graph_dtype == torch.float16 else prepared
             program = export_program(graph, example, batch)

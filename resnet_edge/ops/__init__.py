@@ -24,8 +24,9 @@ except ImportError as error:
     ) from error
 
 from . import fake  # noqa: E402,F401  (registers the fake kernels)
+from .int8_block import int8_residual_block  # noqa: E402  (registers the INT8 block op)
 
 fused_basic_block = torch.ops.resnet_edge.fused_basic_block
 fused_bottleneck = torch.ops.resnet_edge.fused_bottleneck
 
-__all__ = ["ExtensionNotBuiltError", "fused_basic_block", "fused_bottleneck"]
+__all__ = ["ExtensionNotBuiltError", "fused_basic_block", "fused_bottleneck", "int8_residual_block"]
