@@ -103,7 +103,6 @@ def fuse_quantized_model(quantized: nn.Module) -> nn.Module:
     return fused
 
 
-@torch.no_grad()
 def count_int8_blocks(program: torch.export.ExportedProgram) -> int:
     """How many ``resnet_edge::int8_residual_block`` nodes an exported graph holds."""
     target = torch.ops.resnet_edge.int8_residual_block.default
