@@ -10,13 +10,13 @@ pytest.importorskip("modelopt.torch.quantization", reason="nvidia-modelopt is no
 
 from resnet_edge import ops  # noqa: E402
 from resnet_edge.backends.base import fold_batchnorm  # noqa: E402
-from resnet_edge.data import ShapesDataset, eval_transform, get_preset  # noqa: E402
 from resnet_edge.errors import UsageError  # noqa: E402
 from resnet_edge.fuse.int8 import Int8FusedBlock, count_int8_blocks, fuse_quantized_model  # noqa: E402
 from resnet_edge.models import create_model  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402
 
-from test_ops import SHORTCUTS, make_case  # noqa: E402  (tests/ is on sys.path)
+from test_modelopt_ptq import _shapes  # noqa: E402  (tests/ is on sys.path)
+from test_ops import SHORTCUTS, make_case  # noqa: E402
 
 
 def int8_args(op: str, case_args: tuple, quantize: bool = True) -> tuple:
@@ -61,11 +61,6 @@ def test_opcheck_and_quantization_changes_the_result(op, shortcut):
     int8_out = ops.int8_residual_block(*args)
     assert int8_out.shape == float_out.shape and not torch.equal(int8_out, float_out)
     assert torch.isfinite(int8_out).all()
-
-
-def _shapes(count: int, split: str) -> torch.Tensor:
-    dataset = ShapesDataset(count, split=split, transform=eval_transform(get_preset("cifar")))
-    return torch.stack([dataset[index][0] for index in range(count)])
 
 
 def _calibrated(arch: str, keep_fp=(), **kwargs) -> torch.nn.Module:

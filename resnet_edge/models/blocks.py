@@ -40,11 +40,16 @@ class ZeroPadShortcut(nn.Module):
         self.extra_channels = out_planes - in_planes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride != 1:
-            x = x[:, :, :: self.stride, :: self.stride]
-        if self.extra_channels:
-            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
-        return x
+        return zero_pad_shortcut(x, self.stride, self.extra_channels)
+
+
+def zero_pad_shortcut(x: torch.Tensor, stride: int, extra_channels: int) -> torch.Tensor:
+    """Option A on a tensor: subsample by ``stride``, append ``extra_channels`` zero channels."""
+    if stride != 1:
+        x = x[:, :, ::stride, ::stride]
+    if extra_channels:
+        x = F.pad(x, (0, 0, 0, 0, 0, extra_channels))
+    return x
 
 
 def make_shortcut(shortcut: str | None, in_planes: int, out_planes: int, stride: int) -> nn.Module | None:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..models.blocks import zero_pad_shortcut
+
 # ModelOpt's INT8 grid: [-128, 127] with scale amax / 127 (TensorRT's IQuantizeLayer uses the same).
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -38,14 +40,6 @@ def fake_quantize(x: Tensor, amax: Optional[Tensor]) -> Tensor:
         zero = torch.zeros(scale.numel(), dtype=torch.int32, device=x.device)
         out = torch.fake_quantize_per_channel_affine(source, scale, zero, 0, INT8_MIN, INT8_MAX)
     return out.to(x.dtype)
-
-
-def _option_a(x: Tensor, stride: int, out_channels: int) -> Tensor:
-    """The parameter-free shortcut: subsample by ``stride``, zero-pad the channels (identity when neither)."""
-    if stride != 1:
-        x = x[:, :, ::stride, ::stride]
-    extra = out_channels - x.shape[1]
-    return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x
 
 
 @torch.library.custom_op("resnet_edge::int8_residual_block", mutates_args=())
@@ -92,7 +86,7 @@ def int8_residual_block(
                     stride=block_stride,
                 )
             else:
-                shortcut = _option_a(x, block_stride, weight.shape[0])
+                shortcut = zero_pad_shortcut(x, block_stride, weight.shape[0] - x.shape[1])
             out = out + fake_quantize(shortcut, residual_amax)
         out = torch.relu(out)
     return out
