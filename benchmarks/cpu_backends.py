@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from resnet_edge import bundle, hostinfo  # noqa: E402
+from resnet_edge import bundle
+from resnet_edge.core import hostinfo  # noqa: E402
 from resnet_edge.backends import backend_availability  # noqa: E402
 from resnet_edge.compile import CompileOptions, compile_bundle  # noqa: E402
 from resnet_edge.models import create_model, get_spec  # noqa: E402

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import CheckFailed, UsageError
+from .core.errors import CheckFailed, UsageError
 from .validate import check_output_path, write_atomic, write_json
 
 REPORT_SCHEMA = "resnet-edge-bench-report"
@@ -314,7 +314,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -
 
 def _run(options: BenchOptions, say: Callable[[str], None]) -> BenchResult:
     from . import bundle as bundle_io
-    from . import hostinfo
+    from .core import hostinfo
 
     started = time.time()
     manifest = bundle_io.read_manifest(options.bundle)

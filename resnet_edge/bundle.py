@@ -31,7 +31,7 @@ import torch
 
 from .checkpoint import file_sha256
 from .data.presets import Preprocessing, eval_transform
-from .errors import CheckFailed, UsageError
+from .core.errors import CheckFailed, UsageError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -206,7 +206,7 @@ def verify_files(path: Path, manifest: dict) -> None:
 
 def check_host(path: Path, manifest: dict) -> None:
     """Refuse a bundle whose ``requires`` this host does not meet (GPU model, TensorRT version, ops)."""
-    from . import hostinfo
+    from .core import hostinfo
 
     requires = manifest.get("requires") or {}
     built_on = manifest.get("build_host", {}).get("gpu") or {}

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .data.presets import Preprocessing, get_preset
-from .errors import UsageError
+from .core.errors import UsageError
 from .models import MODEL_SPECS, create_model, get_spec
 
 CHECKPOINT_FORMAT = "resnet-edge-checkpoint"

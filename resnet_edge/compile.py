@@ -19,11 +19,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import bundle as bundle_io
-from . import hostinfo
+from .core import hostinfo
 from .backends import TARGETS, Backend, BatchSpec, BuildConfig, CalibrationData, choose_backend
 from .checkpoint import LoadedWeights, file_sha256, load_weights
 from .data import Preprocessing, eval_transform, open_data
-from .errors import CheckFailed, UsageError
+from .core.errors import CheckFailed, UsageError
 from .models import create_model, get_spec
 
 DEFAULT_CALIB_IMAGES = 512

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Subset
 
 from .data.loader import make_loader
-from .errors import CheckFailed, UsageError
+from .core.errors import CheckFailed, UsageError
 
 REPORT_SCHEMA = "resnet-edge-validate-report"
 REPORT_VERSION = 1
@@ -245,7 +245,7 @@ def load_reference(loaded_bundle, reference: Path | None, log: Callable[[str], N
     if ref.get("random_weights") or ref.get("source") == "random":
         from .compile import CompileOptions, resolve_weights
 
-        from .hostinfo import package_version
+        from .core.hostinfo import package_version
 
         built_with, have = manifest.get("build_host", {}).get("versions", {}).get("torch"), package_version("torch")
         if built_with and built_with != have:
@@ -286,7 +286,7 @@ def validate_bundle(options: ValidateOptions, log: Callable[[str], None] | None 
     """Run the comparison, apply the thresholds, write the outputs; never raises for a failed check
     (``result.passed`` says it; the CLI turns a failure into exit code 1)."""
     from . import bundle as bundle_io
-    from . import hostinfo
+    from .core import hostinfo
     from .metrics import ComparisonMeter
 
     say = log or (lambda text: print(text, file=sys.stderr))

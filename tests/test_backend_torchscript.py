@@ -8,7 +8,7 @@ import torch
 from resnet_edge import bundle
 from resnet_edge.backends.torchscript import fused_ops_status
 from resnet_edge.compile import CompileOptions, compile_bundle
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 from resnet_edge.models import create_model
 
 FUSED_OK, FUSED_REASON = fused_ops_status()

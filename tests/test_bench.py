@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from resnet_edge.bench import BASELINE_VARIANT, BenchOptions, format_table, parse_batch_sizes, run_bench
 from resnet_edge.cli import main
 from resnet_edge.compile import CompileOptions, compile_bundle
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY_KEYS = {"variant", "batch", "p50_ms", "p90_ms", "p99_ms", "throughput", "peak_mem_mb", "speedup"}

@@ -6,10 +6,11 @@ import os
 import pytest
 import torch
 
-from resnet_edge import bundle, hostinfo
+from resnet_edge import bundle
+from resnet_edge.core import hostinfo
 from resnet_edge.backends import Backend, BatchSpec
 from resnet_edge.backends import _instances as backend_instances
-from resnet_edge.errors import CheckFailed, UsageError
+from resnet_edge.core.errors import CheckFailed, UsageError
 
 
 class FakeBackend(Backend):

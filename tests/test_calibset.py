@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from resnet_edge.cli import main
-from resnet_edge.errors import CheckFailed, UsageError
+from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.quantize.calibset import load_calibset, make_calibset, set_hash, write_calibset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import torchvision
 
 from resnet_edge.checkpoint import infer_arch, load_weights, save_checkpoint
 from resnet_edge.data import get_preset
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 from resnet_edge.models import create_model
 
 

@@ -13,7 +13,7 @@ from resnet_edge.checkpoint import file_sha256, load_weights
 from resnet_edge.cli import main
 from resnet_edge.compile import CompileOptions, compile_bundle
 from resnet_edge.data import eval_transform, open_data
-from resnet_edge.errors import CheckFailed, UsageError
+from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.quantize.calibset import load_calibset, set_hash
 
 REPO = Path(__file__).resolve().parents[1]

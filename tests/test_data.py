@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from resnet_edge.data import SHAPE_CLASSES, eval_transform, get_preset, open_data, train_transform
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 
 
 def test_shapes_is_deterministic_and_balanced():

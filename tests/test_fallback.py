@@ -15,7 +15,7 @@ from resnet_edge.backends.base import fold_batchnorm  # noqa: E402
 from resnet_edge.checkpoint import load_weights, save_checkpoint  # noqa: E402
 from resnet_edge.cli import main  # noqa: E402
 from resnet_edge.compile import CompileOptions, compile_bundle  # noqa: E402
-from resnet_edge.errors import UsageError  # noqa: E402
+from resnet_edge.core.errors import UsageError  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402
 from resnet_edge.quantize.fallback import plan_fallback  # noqa: E402
 from resnet_edge.quantize.sensitivity import EvalSet, Evaluator, calibrate_folded  # noqa: E402

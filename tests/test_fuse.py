@@ -12,7 +12,7 @@ from torch import nn
 from resnet_edge.checkpoint import load_weights
 from resnet_edge.data.presets import eval_transform, get_preset
 from resnet_edge.data.shapes import ShapesDataset
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 from resnet_edge.fuse import FusedBasicBlock, FusedBottleneck, fuse_model
 from resnet_edge.models import BasicBlock, create_model, get_spec, list_models
 

@@ -10,7 +10,7 @@ pytest.importorskip("modelopt.torch.quantization", reason="nvidia-modelopt is no
 
 from resnet_edge import ops  # noqa: E402
 from resnet_edge.backends.base import fold_batchnorm  # noqa: E402
-from resnet_edge.errors import UsageError  # noqa: E402
+from resnet_edge.core.errors import UsageError  # noqa: E402
 from resnet_edge.fuse.int8 import Int8FusedBlock, count_int8_blocks, fuse_quantized_model  # noqa: E402
 from resnet_edge.models import create_model  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402

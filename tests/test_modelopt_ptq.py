@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 pytest.importorskip("modelopt.torch.quantization", reason="nvidia-modelopt is not installed (pip install -r requirements.txt)")
 
 from resnet_edge.data import ShapesDataset, eval_transform, get_preset  # noqa: E402
-from resnet_edge.errors import UsageError  # noqa: E402
+from resnet_edge.core.errors import UsageError  # noqa: E402
 from resnet_edge.models import create_model  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 from resnet_edge.models import ZeroPadShortcut, create_model, list_models, model_info
 
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)

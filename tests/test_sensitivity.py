@@ -21,7 +21,7 @@ pytest.importorskip("modelopt.torch.quantization", reason="nvidia-modelopt is no
 from resnet_edge.checkpoint import load_weights  # noqa: E402
 from resnet_edge.cli import main  # noqa: E402
 from resnet_edge.data import ShapesDataset, eval_transform, get_preset  # noqa: E402
-from resnet_edge.errors import UsageError  # noqa: E402
+from resnet_edge.core.errors import UsageError  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402
 from resnet_edge.quantize.sensitivity import EvalSet, analyze, calibrate_folded, format_table, select_layers  # noqa: E402
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_edge import targets
+from resnet_edge.core import targets
 from resnet_edge.backends import BatchSpec, BuildConfig
 from resnet_edge.backends import tensorrt_api as api
 from resnet_edge.backends.tensorrt import (
@@ -24,7 +24,7 @@ from resnet_edge.backends.tensorrt import (
     layer_placement,
     require_torch_tensorrt,
 )
-from resnet_edge.errors import CheckFailed, UsageError
+from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.models import create_model
 
 # Named parameters of torch_tensorrt.dynamo.compile / convert_exported_program_to_serialized_trt_engine,
@@ -120,7 +120,7 @@ def test_the_signature_decides_the_generation():
 
 
 def test_detect_versions_reads_package_metadata():
-    from resnet_edge import hostinfo
+    from resnet_edge.core import hostinfo
 
     versions = api.detect_versions()
     assert versions.torch == torch.__version__

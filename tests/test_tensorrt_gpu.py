@@ -10,9 +10,9 @@ import importlib.util
 import pytest
 import torch
 
-from resnet_edge import hostinfo, targets
+from resnet_edge.core import hostinfo, targets
 from resnet_edge.backends import BatchSpec, BuildConfig, CalibrationData
-from resnet_edge.errors import CheckFailed, UsageError
+from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.models import create_model
 
 

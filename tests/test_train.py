@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from resnet_edge.checkpoint import load_weights
-from resnet_edge.errors import UsageError
+from resnet_edge.core.errors import UsageError
 from resnet_edge.train import TrainConfig, train
 
 

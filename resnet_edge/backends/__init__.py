@@ -34,13 +34,15 @@ through ``get_backend``.
 from __future__ import annotations
 
 import importlib
+from dataclasses import fields
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .base import (
     CALIBRATION_METHODS,
     PRECISIONS,
     TARGETS,
     Backend,
+    BackendOptions,
     BatchSpec,
     BuildConfig,
     BuildResult,
@@ -81,6 +83,29 @@ def get_backend(name: str) -> Backend:
     backend = getattr(importlib.import_module(module_name), class_name)()
     _instances[name] = backend
     return backend
+
+
+def _option_class(name: str):
+    module_name, _, class_name = _REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_options(backend: Backend, **values) -> BackendOptions:
+    """``backend``'s typed options from command-line values (None: not given).
+
+    A value given for an option the backend lacks is refused, naming the backends that have it.
+    """
+    known = {f.name for f in fields(backend.options_type)}
+    for option, value in values.items():
+        if value is not None and option not in known:
+            owners = [
+                cls.display_name or cls.name
+                for cls in map(_option_class, _REGISTRY)
+                if option in {f.name for f in fields(cls.options_type)}
+            ]
+            flag = f"--{option.replace('_', '-')}"
+            raise UsageError(f"{flag} applies to {' and '.join(owners) or 'no'} builds only; drop it for the {backend.name} backend")
+    return backend.options_type(**{option: value for option, value in values.items() if value is not None})
 
 
 def backend_availability(name: str) -> tuple[bool, str]:

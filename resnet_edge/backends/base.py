@@ -6,21 +6,56 @@ See ``resnet_edge/backends/__init__.py`` for the rules in prose; this module hol
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..core.defaults import CALIBRATION_METHODS, PRECISIONS, TARGETS
+from ..core.errors import UsageError
 
-PRECISIONS = ("fp32", "fp16", "int8")
-TARGETS = ("cpu", "datacenter", "jetson-orin", "jetson-xavier")
-CALIBRATION_METHODS = ("entropy", "max", "percentile", "mse")
 
-# A predictor: NCHW float32 batch (CPU or the predictor's device) -> float32 logits on the CPU.
-Predictor = Callable[[torch.Tensor], torch.Tensor]
+@runtime_checkable
+class Predictor(Protocol):
+    """What ``Backend.load`` returns: NCHW float32 batch (on the CPU) -> float32 logits on the CPU.
+
+    ``device`` is where the artifact runs (``cpu`` or ``cuda[:N]``); ``module`` is the torch module it
+    runs when there is one (TorchScript, Torch-TensorRT), else None: bench replays it as a CUDA graph,
+    diagnose hooks its blocks. Callers never look further inside a predictor.
+    """
+
+    device: torch.device
+    module: nn.Module | None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class CallablePredictor:
+    """A ``Predictor`` made of a function, the device it runs on and the module it runs (if any)."""
+
+    run: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    module: nn.Module | None = None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.run(batch)
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How an INT8 build quantizes, for every backend that builds INT8."""
+
+    per_channel_weights: bool = True
+    quantize_residual: bool = True  # quantize the shortcut input of each residual add
+    keep_float: tuple[str, ...] = ()  # layers kept out of INT8 (the ``--max-top1-drop`` plan)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Options of one backend; a backend subclasses this with its own fields (all with defaults)."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +120,8 @@ class BuildConfig:
     calibration: CalibrationData | None = None  # INT8 only, never None for INT8
     fused: bool = False  # swap blocks for resnet_edge:: fused ops (backends that can run them)
     device: str = "cpu"  # torch device for building ("cpu" or "cuda")
-    workspace_mb: int | None = None  # TensorRT builder workspace
-    dla_core: int | None = None  # TensorRT on Jetson DLA
-    log: Callable[[str], None] = print
-    options: dict = field(default_factory=dict)  # backend-specific extras (none required)
+    quantization: QuantOptions = field(default_factory=QuantOptions)  # INT8 only
+    options: BackendOptions = field(default_factory=BackendOptions)  # the backend's own ``options_type``
 
     def example_input(self, batch: int | None = None) -> torch.Tensor:
         """A deterministic NCHW float32 batch of the input shape (for export and tracing)."""
@@ -112,10 +145,11 @@ class Backend:
     """
 
     name: str = ""
+    display_name: str = ""  # as users know it: "TensorRT", "ONNX Runtime"
     precisions: tuple[str, ...] = ()
     targets: tuple[str, ...] = TARGETS
     can_fuse: bool = False  # whether the artifact can hold resnet_edge:: fused ops
-    build_options: tuple[str, ...] = ()  # optional BuildConfig fields honoured: "workspace_mb", "dla_core"
+    options_type: type[BackendOptions] = BackendOptions  # this backend's own options
     default_batch: BatchSpec = BatchSpec(1, 1, 64)  # when neither --batch nor --dynamic-batch is given
 
     def default_fused(self) -> bool:
@@ -174,14 +208,3 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 module[0], module[1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
     return folded
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU is refused."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise UsageError(f"unknown device {device!r}; use cpu, cuda or auto")
-    return device

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckFailed, UsageError
+from ..core.errors import CheckFailed, UsageError
 from .base import Backend, BuildConfig, BuildResult, Predictor, fold_batchnorm
 
 MODEL_FILE = "model.onnx"

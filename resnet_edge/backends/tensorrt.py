@@ -1,6 +1,6 @@
 """TensorRT backend: Torch-TensorRT (``ir="dynamo"``) engines for Jetson and datacenter GPUs.
 
-Build (on the GPU that will run the engine; see ``resnet_edge.targets``):
+Build (on the GPU that will run the engine; see ``resnet_edge.core.targets``):
 
 1. BatchNorm is folded into the convolutions (``fold_batchnorm``), or with ``--fused`` the blocks are
    swapped for the ``resnet_edge::`` ops, whose Torch-TensorRT converters
@@ -40,9 +40,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import hostinfo
-from .. import targets as gpu_targets
-from ..errors import CheckFailed, UsageError
+from ..core import hostinfo
+from ..core import targets as gpu_targets
+from ..core.errors import CheckFailed, UsageError
 from . import tensorrt_api as api
 from .base import Backend, BatchSpec, BuildConfig, BuildResult, Predictor, fold_batchnorm
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 ENABLED_PRECISIONS = "enabled_precisions"
 STRONGLY_TYPED = "strongly_typed"
@@ -79,7 +79,7 @@ class TrtVersions:
 
 def detect_versions() -> TrtVersions:
     """torch-tensorrt, TensorRT and torch versions installed here (``None`` for a missing package)."""
-    from .. import hostinfo
+    from ..core import hostinfo
 
     return TrtVersions(hostinfo.package_version("torch_tensorrt"), hostinfo.package_version("tensorrt"), torch.__version__)
 

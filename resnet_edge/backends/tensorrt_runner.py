@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckFailed, UsageError
+from ..core.errors import CheckFailed, UsageError
 
 
 def _cudart():

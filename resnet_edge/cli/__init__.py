@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from ..errors import ResnetEdgeError
+from ..core import logs, signals
+from ..core.errors import ResnetEdgeError
 
 
 def one_line(error: Exception) -> str:
@@ -24,6 +25,9 @@ class ResnetEdgeGroup(click.Group):
         except ResnetEdgeError as error:
             click.echo(f"error: {one_line(error)}", err=True)
             sys.exit(error.exit_code)
+        except signals.Terminated as stop:
+            click.echo(f"error: terminated by {stop}", err=True)
+            sys.exit(128 + stop.signum)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
@@ -31,8 +35,12 @@ class ResnetEdgeGroup(click.Group):
 
 @click.group(cls=ResnetEdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resnet-edge")
-def main() -> None:
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(verbose: int, quiet: bool) -> None:
     """Build, train, fuse, quantize, compile and validate the ResNets of He et al. 2015."""
+    logs.configure(-1 if quiet else verbose)
+    signals.install()
 
 
 def _register() -> None:

@@ -6,19 +6,22 @@ from pathlib import Path
 
 import click
 
+from ..core import defaults
+from .options import command_line, device_option, report_option
+
 
 @click.command()
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
-@click.option("--batch-sizes", default="1,8,32", show_default=True, metavar="N,N,...", help="Batch sizes to measure.")
-@click.option("--warmup", default=10, show_default=True, type=int, metavar="N", help="Untimed iterations per variant and batch size.")
-@click.option("--iters", default=100, show_default=True, type=int, metavar="N", help="Timed iterations per variant and batch size.")
+@click.option("--batch-sizes", default=",".join(map(str, defaults.BENCH_BATCH_SIZES)), show_default=True, metavar="N,N,...", help="Batch sizes to measure.")
+@click.option("--warmup", default=defaults.BENCH_WARMUP, show_default=True, type=int, metavar="N", help="Untimed iterations per variant and batch size.")
+@click.option("--iters", default=defaults.BENCH_ITERS, show_default=True, type=int, metavar="N", help="Timed iterations per variant and batch size.")
 @click.option("--threads", type=int, metavar="N", help="CPU threads for PyTorch and ONNX Runtime (default: PyTorch's).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json", help="Write the JSON report (schema: docs/validate-report.md).")
+@report_option()
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png", help="Plot latency and throughput against batch size (.png, .svg or .pdf).")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="auto: the GPU for GPU-target bundles when one is visible.")
+@device_option(help="auto: the GPU for GPU-target bundles when one is visible.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also measure eager FP32 PyTorch of the same arch, and give ratios to it.")
 @click.option("--cuda-graphs", is_flag=True, help="On CUDA, also measure each torch-module variant replayed as a CUDA graph.")
-@click.option("--rounds", default=5, show_default=True, type=int, metavar="N", help="Split the timed iterations into N rounds alternating the variants.")
+@click.option("--rounds", default=defaults.BENCH_ROUNDS, show_default=True, type=int, metavar="N", help="Split the timed iterations into N rounds alternating the variants.")
 def bench(bundle_dir: Path, batch_sizes: str, **options) -> None:
     """Measure a compiled BUNDLE the way an application calls it: host batch in, host logits out.
 
@@ -26,7 +29,6 @@ def bench(bundle_dir: Path, batch_sizes: str, **options) -> None:
     eager FP32 PyTorch of the same arch measured in the same run (speedup = its p50 / the bundle's p50).
     """
     from ..bench import BenchOptions, format_table, parse_batch_sizes, run_bench
-    from .validate_cmd import command_line
 
     command = command_line(click.get_current_context())
     result = run_bench(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..core import defaults
 from ..data import PRESETS
 
 
@@ -13,8 +14,8 @@ from ..data import PRESETS
 @click.option("--data", required=True, metavar="SPEC", help="DIR (ImageFolder), cifar10:DIR or shapes[:N].")
 @click.option("--per-class", type=click.IntRange(min=1), metavar="K", help="K images of every class.")
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="N images drawn over the whole split.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draw: the same arguments give the same set.")
-@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val"]), help="Calibrate on training images; keep val for validation.")
+@click.option("--seed", default=defaults.CALIB_SEED, show_default=True, type=int, help="Seed of the draw: the same arguments give the same set.")
+@click.option("--split", default=defaults.CALIB_SPLIT, show_default=True, type=click.Choice(["train", "val"]), help="Calibrate on training images; keep val for validation.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), help="Preprocessing the set is meant for (default: cifar for 32-pixel sets, imagenet for folders).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="calibration/NAME.json")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
@@ -24,7 +25,7 @@ def calibset(data, per_class, count, seed, split, preset, out, force) -> None:
 
     made = make_calibset(data, per_class=per_class, count=count, seed=seed, split=split, preset=preset)
     if out.exists() and not force:
-        from ..errors import UsageError
+        from ..core.errors import UsageError
 
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
     write_calibset(made, out, force=force)

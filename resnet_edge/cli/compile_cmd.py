@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
 
-from ..backends import BACKEND_CHOICES, CALIBRATION_METHODS, TARGETS
-from ..models import list_models
+from ..backends import BACKEND_CHOICES
+from ..core import defaults
+from .options import arch_option, calibration_options, command_line, weights_option
 
 
 @click.command(name="compile")
-@click.option("--arch", required=True, type=click.Choice(list_models()), metavar="ARCH", help="Registry name, e.g. resnet50 or resnet20 (see `resnet-edge models`).")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="A resnet-edge checkpoint or a torchvision state_dict. Default: torchvision's local cache for ARCH.")
+@arch_option()
+@weights_option()
 @click.option("--random-weights", is_flag=True, help="Untrained weights, recorded as such: for speed measurements only.")
 @click.option("--fp32", "precision", flag_value="fp32", help="Full precision.")
 @click.option("--fp16", "precision", flag_value="fp16", help="Half precision.")
 @click.option("--int8", "precision", flag_value="int8", help="INT8 with calibration (needs --calib-data or --calib-set).")
-@click.option("--calib-data", metavar="SPEC", help="Calibration images: DIR, cifar10:DIR or shapes[:N] (train split; --calib-images drawn with a fixed seed).")
-@click.option("--calib-set", type=click.Path(dir_okay=False, path_type=Path), metavar="calibration/NAME.json", help="A calibration-set manifest written by `resnet-edge calibset`.")
-@click.option("--calib-images", type=int, metavar="N", help="How many calibration images. Default: 512 from --calib-data, the whole --calib-set.")
-@click.option("--calib-method", default="entropy", show_default=True, type=click.Choice(CALIBRATION_METHODS), help="How activation ranges are chosen.")
-@click.option("--backend", default="auto", show_default=True, type=click.Choice(BACKEND_CHOICES), help="auto: tensorrt with a CUDA GPU and torch-tensorrt, else onnxruntime.")
-@click.option("--target", type=click.Choice(TARGETS), help="Where the bundle runs. Default: cpu for onnxruntime/torchscript; this GPU for tensorrt. For onnxruntime INT8 it picks the Q/DQ placement.")
+@calibration_options("Calibration images: DIR, cifar10:DIR or shapes[:N] (train split; --calib-images drawn with a fixed seed).")
+@click.option("--backend", default=defaults.BACKEND, show_default=True, type=click.Choice(BACKEND_CHOICES), help="auto: tensorrt with a CUDA GPU and torch-tensorrt, else onnxruntime.")
+@click.option("--target", type=click.Choice(defaults.TARGETS), help="Where the bundle runs. Default: cpu for onnxruntime/torchscript; this GPU for tensorrt. For onnxruntime INT8 it picks the Q/DQ placement.")
 @click.option("--batch", type=int, metavar="N", help="Static batch size.")
 @click.option("--dynamic-batch", metavar="MIN:OPT:MAX", help="Batch range (default 1:1:64).")
 @click.option("--dla-core", type=int, metavar="N", help="TensorRT on Jetson: run on DLA core N.")
@@ -41,11 +38,11 @@ def compile_command(**options) -> None:
     FP32 model; on any error nothing is left behind.
     """
     from ..compile import CompileOptions, compile_bundle
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     if options["precision"] is None:
         raise UsageError("pass one of --fp32, --fp16 or --int8")
-    command = _command_line(click.get_current_context())
+    command = command_line(click.get_current_context())
     result = compile_bundle(CompileOptions(**options, command=command), log=lambda text: click.echo(text, err=True))
     manifest = result.manifest
     size = sum((result.path / name).stat().st_size for name in manifest["files"])
@@ -54,20 +51,3 @@ def compile_command(**options) -> None:
         f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB)"
     )
 
-
-def _command_line(ctx: click.Context) -> str:
-    """The command as it could be typed again: the options that differ from their defaults."""
-    words = ["resnet-edge", "compile"]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if value is None or value is False or value == param.default:
-            continue
-        if param.name == "precision":
-            words.append(f"--{value}")
-        elif param.name == "fused":
-            words.append("--fused" if value else "--no-fused")
-        elif value is True:
-            words.append(param.opts[0])
-        else:
-            words += [param.opts[0], shlex.quote(str(value))]
-    return " ".join(words)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..core import defaults
+
 DEMO_ARCH = "resnet20"
 DEMO_DATA = "shapes"
 # The demo's calibration set, kept in the repository (calibration/README.md).
@@ -24,8 +26,8 @@ def _run_step(title: str, args: list[str]) -> None:
 
 
 @click.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where the run and the bundle go.")
-@click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
+@click.option("--out", default=defaults.DEMO_OUT, show_default=True, type=click.Path(file_okay=False), help="Where the run and the bundle go.")
+@click.option("--epochs", default=defaults.DEMO_EPOCHS, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
 def demo(out: str, epochs: int) -> None:
     """Train a ResNet-20 on the built-in shapes set, compile it INT8, validate it against FP32 and bench it."""
     root = Path(out)

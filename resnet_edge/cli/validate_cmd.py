@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
+
+from ..core import defaults
+from .options import command_line, device_option, report_option
 
 
 @click.command()
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--data", required=True, metavar="SPEC", help="Validation images: DIR, cifar10:DIR or shapes[:N] (its val split).")
 @click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), metavar="WEIGHTS", help="FP32 weights to compare with. Default: the ones the manifest names.")
-@click.option("--max-top1-drop", default=1.0, show_default=True, type=float, metavar="PTS", help="Largest allowed top-1 drop, in percentage points.")
-@click.option("--min-agreement", default=0.99, show_default=True, type=float, metavar="FRAC", help="Smallest allowed top-1 agreement with the FP32 reference (0.99 = 99 %).")
+@click.option("--max-top1-drop", default=defaults.MAX_TOP1_DROP, show_default=True, type=float, metavar="PTS", help="Largest allowed top-1 drop, in percentage points.")
+@click.option("--min-agreement", default=defaults.MIN_AGREEMENT, show_default=True, type=float, metavar="FRAC", help="Smallest allowed top-1 agreement with the FP32 reference (0.99 = 99 %).")
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json", help="An earlier report: compiled top-1 and agreement must not fall more than --baseline-tolerance below it.")
 @click.option("--update-baseline", is_flag=True, help="Write this run's report to --baseline (only when every threshold holds).")
-@click.option("--baseline-tolerance", default=0.5, show_default=True, type=float, metavar="PTS", help="Allowed fall below the baseline, in percentage points.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json", help="Write the JSON report (schema: docs/validate-report.md).")
+@click.option("--baseline-tolerance", default=defaults.BASELINE_TOLERANCE, show_default=True, type=float, metavar="PTS", help="Allowed fall below the baseline, in percentage points.")
+@report_option()
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.xml", help="Write the checks as JUnit XML for CI.")
 @click.option("--limit", type=int, metavar="N", help="Use only the first N validation images.")
-@click.option("--batch-size", default=32, show_default=True, type=int, metavar="N", help="Images per batch.")
-@click.option("--workers", default=0, show_default=True, type=int, metavar="N", help="Data-loading worker processes.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to run: auto is the bundle's backend choice; the FP32 reference runs on the GPU when the bundle does.")
+@click.option("--batch-size", default=defaults.VALIDATE_BATCH, show_default=True, type=int, metavar="N", help="Images per batch.")
+@click.option("--workers", default=defaults.VALIDATE_WORKERS, show_default=True, type=int, metavar="N", help="Data-loading worker processes.")
+@device_option(help="Where to run: auto is the bundle's backend choice; the FP32 reference runs on the GPU when the bundle does.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar (on a terminal).")
 def validate(bundle_dir: Path, **options) -> None:
     """Check a compiled BUNDLE against its FP32 reference on validation images.
@@ -30,7 +32,7 @@ def validate(bundle_dir: Path, **options) -> None:
     Prints top-1/top-5 of both, the top-1 drop and agreement, logit error, cosine similarity and KL
     divergence. Exit 0 when every threshold holds, 1 when one fails, 2 for usage errors.
     """
-    from ..errors import CheckFailed
+    from ..core.errors import CheckFailed
     from ..validate import ValidateOptions, failure_message, format_table, validate_bundle
 
     command = command_line(click.get_current_context())
@@ -43,19 +45,3 @@ def validate(bundle_dir: Path, **options) -> None:
     if not result.passed:
         raise CheckFailed(failure_message(result.report))
 
-
-def command_line(ctx: click.Context) -> str:
-    """The command as it could be typed again: its arguments and the options that differ from their defaults."""
-    words = ["resnet-edge", ctx.info_name or ctx.command.name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if isinstance(param, click.Argument):
-            words.append(shlex.quote(str(value)))
-            continue
-        if value is None or value == param.default or (value is False and not param.secondary_opts):
-            continue
-        if isinstance(value, bool):
-            words.append(param.opts[0] if value else param.secondary_opts[0])
-        else:
-            words += [param.opts[0], shlex.quote(str(value))]
-    return " ".join(words)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"

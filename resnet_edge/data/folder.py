@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 
 def load_rgb(path: str) -> Image.Image:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torchvision.transforms import v2
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .cifar import Cifar10Batches, find_batches_dir, read_class_names
 from .folder import ImageDirectory
 from .shapes import SHAPE_CLASSES, ShapesDataset

@@ -6,7 +6,7 @@ import copy
 
 from torch import nn
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..models.resnet import ResNet
 from .fold import fold_conv_bn, folded_conv
 from .modules import FusedBasicBlock, FusedBottleneck, fuse_block

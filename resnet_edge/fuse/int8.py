@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..models.blocks import ZeroPadShortcut
 from ..models.resnet import ResNet
 from ..ops.int8_block import int8_residual_block

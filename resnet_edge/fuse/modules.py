@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import ops  # noqa: F401  (registers torch.ops.resnet_edge.*, needed to call or script them)
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..models.blocks import BasicBlock, Bottleneck, ZeroPadShortcut
 from .fold import fold_conv_bn
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .blocks import BasicBlock, Bottleneck
 from .resnet import ResNet
 

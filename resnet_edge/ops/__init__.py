@@ -8,7 +8,7 @@ register the ops with torch's dispatcher, and registers their fake kernels (``fa
 
 import torch
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 
 class ExtensionNotBuiltError(UsageError, ImportError):

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 from ..data import get_preset, open_data
 from ..data.presets import Preprocessing
 from ..data.source import DataSource
-from ..errors import CheckFailed, UsageError
+from ..core.errors import CheckFailed, UsageError
 
 CALIBSET_FORMAT = "resnet-edge-calibset"
 CALIBSET_VERSION = 1

@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import modelopt_ptq as ptq
 from .sensitivity import EvalSet, Evaluator, LayerSensitivity, calibrate_folded, layer_kind, rank_layers, revert_pass
 
@@ -185,7 +185,7 @@ def plan_for_compile(model: nn.Module, calibration: Iterable, loader: Iterable, 
     )
     plan = plan_fallback(model, calibration, EvalSet.from_loader(loader), max_top1_drop, ptq_config, config.device, log)
     if not plan.within_budget:
-        from ..errors import CheckFailed
+        from ..core.errors import CheckFailed
 
         raise CheckFailed(
             f"--max-top1-drop {max_top1_drop:g}: even with every layer in float the simulated top-1 drop is "
@@ -199,7 +199,7 @@ def plan_for_compile(model: nn.Module, calibration: Iterable, loader: Iterable, 
 def record_in_manifest(plan: FallbackPlan, manifest: dict, backend_name: str) -> None:
     """After the build: check the backend kept the planned layers in float, and record the plan as
     ``quantization.fallback``; a ``CheckFailed`` when the backend could not honour it."""
-    from ..errors import CheckFailed
+    from ..core.errors import CheckFailed
 
     quantization = manifest.get("quantization") or {}
     kept = set(quantization.get("higher_precision_layers") or [])
@@ -217,7 +217,7 @@ def record_in_manifest(plan: FallbackPlan, manifest: dict, backend_name: str) ->
 def check_budget(plan: FallbackPlan, accuracy: dict) -> None:
     """After measuring the built bundle: its simulated top-1 (the artifact's own scales; its measured
     top-1 when the backend has no simulator) must be within the budget, or the build fails."""
-    from ..errors import CheckFailed
+    from ..core.errors import CheckFailed
 
     measured = accuracy.get("simulated_top1")
     what = "simulated INT8"

@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 MODELOPT_INSTALL = "pip install nvidia-modelopt==0.47.0 huggingface_hub==2.4.0 requests==2.34.2"
 # "max"/"mse" are ModelOpt calibration algorithms; "entropy"/"percentile" use ModelOpt's

@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..errors import CheckFailed, UsageError
+from ..core.errors import CheckFailed, UsageError
 
 NUM_BINS = 2048  # histogram resolution (TensorRT's entropy calibrator uses 2048 bins)
 START_BIN = 128  # smallest amax candidate, in bins (pytorch-quantization's default)

@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import modelopt_ptq as ptq
 
 MODES = ("only", "revert", "both")
@@ -364,7 +364,7 @@ def run_sensitivity(
     from torch.utils.data import DataLoader, Subset
     from tqdm import tqdm
 
-    from .. import hostinfo
+    from ..core import hostinfo
     from ..compile import CompileOptions, prepare_calibration, resolve_weights
     from ..data import eval_transform, open_data
     from ..validate import check_output_path, write_json

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..checkpoint import read_weights_file, save_checkpoint
 from ..data import eval_transform, get_preset, open_data, train_transform
 from ..data.loader import make_loader
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..models import create_model, get_spec
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 

@@ -6,7 +6,7 @@ compilation switch; it names the device this build runs on, sets defaults that s
 workspace, DLA), and lets ``resnet-edge compile`` refuse a build whose GPU is not the one named,
 with an explanation, instead of producing an engine that will not load on the device.
 
-Nothing here imports TensorRT; GPU facts come from ``resnet_edge.hostinfo``.
+Nothing here imports TensorRT; GPU facts come from ``resnet_edge.core.hostinfo``.
 """
 
 from __future__ import annotations

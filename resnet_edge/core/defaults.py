@@ -1,0 +1,52 @@
+"""Every default the library and the command line share, in one place.
+
+The click options (``resnet_edge.cli.options``) show these values; the library's option dataclasses
+use them. Change a default here and both follow.
+"""
+
+from __future__ import annotations
+
+# What can be built, and for where.
+PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = ("cpu", "datacenter", "jetson-orin", "jetson-xavier")
+BACKEND = "auto"
+DEVICE = "auto"
+
+# INT8 calibration.
+CALIBRATION_METHODS = ("entropy", "max", "percentile", "mse")
+CALIB_METHOD = "entropy"
+CALIB_IMAGES = 512
+CALIB_SEED = 0
+CALIB_SPLIT = "train"
+
+# validate.
+MAX_TOP1_DROP = 1.0
+MIN_AGREEMENT = 0.99
+BASELINE_TOLERANCE = 0.5
+VALIDATE_BATCH = 32
+VALIDATE_WORKERS = 0
+WORST_CLASSES = 5
+
+# bench.
+BENCH_BATCH_SIZES = (1, 8, 32)
+BENCH_WARMUP = 10
+BENCH_ITERS = 100
+BENCH_ROUNDS = 5
+
+# sensitivity.
+SENSITIVITY_MODES = ("only", "revert", "both")
+SENSITIVITY_MODE = "both"
+
+# train (the paper's recipe; the learning rate follows from the batch, see resnet_edge.train).
+TRAIN_EPOCHS = 30
+TRAIN_BATCH = 128
+TRAIN_WEIGHT_DECAY = 1e-4
+TRAIN_MOMENTUM = 0.9
+TRAIN_SCHEDULES = ("step", "plateau")
+TRAIN_SCHEDULE = "step"
+TRAIN_WORKERS = 2
+SEED = 0
+
+# demo.
+DEMO_OUT = "runs/demo"
+DEMO_EPOCHS = 12

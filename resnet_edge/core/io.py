@@ -1,0 +1,147 @@
+"""Files written whole or not at all, and the JSON conventions every report and manifest shares.
+
+A reader never sees a half-written checkpoint, bundle, report or baseline: every write goes to a
+temporary name beside its destination and is renamed into place; on any exception (an interrupt or
+a termination signal included, see ``core.signals``) the temporary file is removed and an existing
+destination is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .errors import UsageError
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path``; rename it to ``path`` when the block succeeds.
+
+    Parents are created. The temporary file gets the permissions a plain ``open`` would give.
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically (fsynced before the rename); returns the path."""
+    payload = data.encode() if isinstance(data, str) else data
+    with atomic_path(path) as temporary:
+        with temporary.open("wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+    return Path(path).expanduser()
+
+
+def json_default(value):
+    """``json.dumps`` fallback: paths as strings, numpy/torch scalars as Python numbers."""
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def json_text(payload) -> str:
+    """``payload`` as the package writes every JSON file: indented by 2, newline-terminated."""
+    return json.dumps(payload, indent=2, default=json_default) + "\n"
+
+
+def write_json(path: Path, payload) -> Path:
+    """``payload`` as indented JSON, atomically."""
+    return write_atomic(path, json_text(payload))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_output_path(path: Path | None, flag: str) -> Path | None:
+    """Refuse, before any work, an output path that cannot be written as a file."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; pass a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is not a directory")
+            if not os.access(parent, os.W_OK):
+                raise UsageError(f"{flag} {path}: cannot write to {parent}")
+            break
+    return path
+
+
+def make_parents(directory: Path) -> list[Path]:
+    """mkdir -p, returning the directories it created (deepest last) so a failure can remove them."""
+    created = []
+    for parent in reversed([directory, *directory.parents]):
+        if not parent.exists():
+            parent.mkdir()
+            created.append(parent)
+    return created
+
+
+@contextlib.contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """Yield a fresh, private-named directory beside ``out`` (with ordinary permissions).
+
+    On any exception the directory, and any parents this call created, are removed. Moving it into
+    place is the caller's job (``replace_dir``), done inside the block.
+    """
+    created = make_parents(out.parent)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary directory
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is swapped out and removed only once ``tmp`` is in."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+    old.rmdir()
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,28 @@
+"""SIGTERM and SIGHUP end a command the way Ctrl-C does: as an exception, so cleanup runs.
+
+Every staging directory and temporary file is removed by ``except BaseException`` / ``finally``
+blocks (``core.io``); a signal that killed the process outright would skip them. ``Terminated`` is a
+``KeyboardInterrupt``, so code that already cleans up after Ctrl-C cleans up after these too.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM or SIGHUP; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+def install() -> None:
+    """Turn SIGTERM and SIGHUP into ``Terminated`` in this (main) process."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise)
