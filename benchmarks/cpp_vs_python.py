@@ -26,10 +26,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # helpers.golden: the parity test's image generator
 
 from resnet_edge import bundle as bundle_mod  # noqa: E402
-from resnet_edge.data.folder import load_rgb  # noqa: E402
-from resnet_edge.golden import make_frames  # noqa: E402
+from helpers.golden import make_frames  # noqa: E402
+from resnet_edge.data.images import load_rgb  # noqa: E402
 
 MODELS = {"resnet20": "demo model (32x32, cifar preset)", "resnet50": "ImageNet preset (256 -> 224)"}
 

@@ -149,3 +149,12 @@ def mean_kl(reference: torch.Tensor, other: torch.Tensor) -> float:
     """Mean KL(softmax(reference) || softmax(other)) over a batch, in nats."""
     reference, other = reference.double(), other.double()
     return float(F.kl_div(F.log_softmax(other, 1), F.log_softmax(reference, 1), reduction="none", log_target=True).sum(1).mean())
+
+
+def top1_percent(run, batches) -> float:
+    """Top-1 accuracy in percent (2 decimals) of ``run`` (batch -> logits) over (images, labels) ``batches``."""
+    correct = total = 0
+    for images, labels in batches:
+        correct += top1_correct(run(images), labels)
+        total += int(labels.numel())
+    return round(100.0 * correct / max(total, 1), 2)

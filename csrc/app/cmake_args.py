@@ -7,6 +7,9 @@
   nothing is compiled for the GPU: ``CMAKE_CUDA_COMPILER`` and ``CUDA_TOOLKIT_ROOT_DIR`` from
   ``CUDA_HOME``/``/usr/local/cuda`` (the ``nvcc`` first on ``PATH`` may be a wrapper outside the
   toolkit), and ``CUDA_nvrtc_LIBRARY`` from the pip ``nvidia-*`` wheels when the toolkit lacks nvrtc.
+* ``TENSORRT_LIBS_DIR``: the pip TensorRT wheel's ``tensorrt_libs`` package directory when this
+  Python has one, so a build against pip torch-tensorrt links and runs without ``LD_LIBRARY_PATH``
+  (csrc/lib/cmake/TensorRTLibs.cmake). JetPack's TensorRT is a system library: nothing is printed.
 
 Used by ``make cpp`` and tests/test_cpp_infer.py so both configure the same way.
 """
@@ -14,15 +17,30 @@ Used by ``make cpp`` and tests/test_cpp_infer.py so both configure the same way.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shlex
 from pathlib import Path
+
+
+def tensorrt_libs_dir() -> str | None:
+    """The ``tensorrt_libs`` package directory of this Python (pip TensorRT), found without
+    importing it (its ``__init__`` loads the libraries), or None."""
+    try:
+        spec = importlib.util.find_spec("tensorrt_libs")
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return str(Path(locations[0]).resolve()) if locations else None
 
 
 def cmake_args() -> list[str]:
     import torch
 
     args = [f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}"]
+    trt_libs = tensorrt_libs_dir()
+    if trt_libs is not None:
+        args.append(f"-DTENSORRT_LIBS_DIR={trt_libs}")
     if torch.version.cuda is None:
         return args
     for root in filter(None, (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda")):

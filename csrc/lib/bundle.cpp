@@ -130,7 +130,11 @@ std::string sha256_file(const std::string& path) {
   return out;
 }
 
-BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
+namespace {
+
+// manifest.json of the bundle directory `dir_arg`, parsed, with a schema version this library reads
+// and every required key.
+json read_manifest(const std::string& dir_arg) {
   const fs::path dir(dir_arg);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -141,21 +145,17 @@ BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
     fail(dir_arg + " is not a bundle (no manifest.json); pass the directory resnet-edge compile wrote", true);
   }
   const std::string where = manifest_path.string();
-  BundleInfo info;
-  info.dir = dir_arg;
-  {
-    std::ifstream in(manifest_path);
-    if (!in) {
-      fail("cannot read " + where);
-    }
-    try {
-      info.manifest = json::parse(in);
-    } catch (const json::parse_error& error) {
-      std::string what = error.what();
-      fail(where + " is not valid JSON (" + what.substr(0, 160) + "); rebuild the bundle");
-    }
+  json m;
+  std::ifstream in(manifest_path);
+  if (!in) {
+    fail("cannot read " + where);
   }
-  const json& m = info.manifest;
+  try {
+    m = json::parse(in);
+  } catch (const json::parse_error& error) {
+    std::string what = error.what();
+    fail(where + " is not valid JSON (" + what.substr(0, 160) + "); rebuild the bundle");
+  }
   if (!m.is_object()) {
     fail(where + " is not a manifest object; rebuild the bundle");
   }
@@ -176,20 +176,12 @@ BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
   if (!absent.empty()) {
     fail(where + " lacks " + absent + "; rebuild the bundle");
   }
-  info.arch = get_as<std::string>(m["arch"], "arch");
-  info.backend = get_as<std::string>(m["backend"], "backend");
-  info.precision = get_as<std::string>(m["precision"], "precision");
-  info.target = get_as<std::string>(m["target"], "target");
-  info.num_classes = get_as<int>(m["num_classes"], "num_classes");
-  if (info.num_classes <= 0) {
-    fail(where + ": num_classes must be positive");
-  }
-  info.preprocessing = read_preprocessing(m["preprocessing"], where);
-  info.artifacts = get_as<std::map<std::string, std::string>>(m["artifacts"], "artifacts");
-  if (info.artifacts.find("model") == info.artifacts.end()) {
-    fail(where + ": artifacts has no model; rebuild the bundle");
-  }
+  return m;
+}
 
+// The manifest's input (shape, batch range) and requires sections into `info`.
+void read_input_and_requirements(BundleInfo& info, const std::string& where) {
+  const json& m = info.manifest;
   const json& input = m["input"];
   info.input_shape = get_as<std::vector<int64_t>>(need(input, "shape", where + " input"), "input.shape");
   const int crop = info.preprocessing.crop;
@@ -217,26 +209,56 @@ BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
   } else {
     info.requires_fused_ops = m.value("fused", false);
   }
+}
 
-  const auto files = get_as<std::map<std::string, std::string>>(m["files"], "files");
+// Every artifact listed in files and, with `verify`, every file present with its sha256.
+void check_files(const BundleInfo& info, const std::string& where, bool verify) {
+  const auto files = get_as<std::map<std::string, std::string>>(info.manifest["files"], "files");
   for (const auto& [role, name] : info.artifacts) {
     if (files.find(name) == files.end()) {
       fail(where + ": artifact " + name + " (" + role + ") is not listed in files; rebuild the bundle");
     }
   }
-  if (verify_files) {
-    for (const auto& [name, digest] : files) {
-      const fs::path file = dir / name;
-      if (!fs::is_regular_file(file, ec)) {
-        fail("bundle " + dir_arg + " is incomplete: " + name + " is missing; rebuild or re-copy it");
-      }
-      if (sha256_file(file.string()) != digest) {
-        fail("bundle " + dir_arg + ": " + name +
-             " does not match its sha256 in the manifest (corrupt or edited); rebuild or re-copy it");
-      }
+  if (!verify) {
+    return;
+  }
+  std::error_code ec;
+  for (const auto& [name, digest] : files) {
+    const fs::path file = fs::path(info.dir) / name;
+    if (!fs::is_regular_file(file, ec)) {
+      fail("bundle " + info.dir + " is incomplete: " + name + " is missing; rebuild or re-copy it");
+    }
+    if (sha256_file(file.string()) != digest) {
+      fail("bundle " + info.dir + ": " + name +
+           " does not match its sha256 in the manifest (corrupt or edited); rebuild or re-copy it");
     }
   }
-  info.labels = read_labels(dir / "labels.txt", info.num_classes);
+}
+
+}  // namespace
+
+BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
+  BundleInfo info;
+  info.dir = dir_arg;
+  info.manifest = read_manifest(dir_arg);
+  const std::string where = (fs::path(dir_arg) / "manifest.json").string();
+  const json& m = info.manifest;
+  info.arch = get_as<std::string>(m["arch"], "arch");
+  info.backend = get_as<std::string>(m["backend"], "backend");
+  info.precision = get_as<std::string>(m["precision"], "precision");
+  info.target = get_as<std::string>(m["target"], "target");
+  info.num_classes = get_as<int>(m["num_classes"], "num_classes");
+  if (info.num_classes <= 0) {
+    fail(where + ": num_classes must be positive");
+  }
+  info.preprocessing = read_preprocessing(m["preprocessing"], where);
+  info.artifacts = get_as<std::map<std::string, std::string>>(m["artifacts"], "artifacts");
+  if (info.artifacts.find("model") == info.artifacts.end()) {
+    fail(where + ": artifacts has no model; rebuild the bundle");
+  }
+  read_input_and_requirements(info, where);
+  check_files(info, where, verify_files);
+  info.labels = read_labels(fs::path(dir_arg) / "labels.txt", info.num_classes);
   return info;
 }
 

@@ -1,4 +1,4 @@
-// The manifest's preprocessing on 8-bit images, bit-exact with the Python side
+// The manifest's preprocessing on decoded 8-bit images (image_io.cpp: to_bgr8), bit-exact with the Python side
 // (resnet_edge.data.presets.eval_transform on a PIL image):
 //
 //   v2.RGB()                  -> 3 channels (grayscale replicated, alpha dropped)
@@ -261,30 +261,6 @@ int half_round_even(int d) {
 }
 
 }  // namespace
-
-cv::Mat to_bgr8(const cv::Mat& image) {
-  if (image.empty()) {
-    throw Error("the image is empty (unreadable or zero-sized)", true);
-  }
-  if (image.depth() != CV_8U) {
-    throw Error("only 8-bit images are supported (got OpenCV depth " + std::to_string(image.depth()) + ")", true);
-  }
-  cv::Mat bgr;
-  switch (image.channels()) {
-    case 3:
-      bgr = image;
-      break;
-    case 1:
-      cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR);  // PIL L -> RGB replicates the value
-      break;
-    case 4:
-      cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR);  // PIL RGBA -> RGB drops alpha
-      break;
-    default:
-      throw Error("images must have 1, 3 or 4 channels (got " + std::to_string(image.channels()) + ")", true);
-  }
-  return bgr.isContinuous() ? bgr : bgr.clone();
-}
 
 cv::Mat resize_and_crop(const cv::Mat& image, int resize, int crop, const std::string& interpolation) {
   const Filter filter = filter_for(interpolation);

@@ -18,7 +18,8 @@ NormalizeTable make_normalize_table(const Preprocessing& pre);
 // resnet_edge::Error when the C++ side cannot apply `pre` exactly (an unsupported interpolation).
 void check_preprocessing(const Preprocessing& pre);
 
-// 1/3/4-channel 8-bit image -> continuous CV_8UC3 BGR; resnet_edge::Error for anything else.
+// 1/3/4-channel 8- or 16-bit image -> continuous CV_8UC3 BGR by the decoding rule (image_io.cpp:
+// grey replicated, alpha dropped, 16-bit v -> (v + 128) / 257); resnet_edge::Error for anything else.
 cv::Mat to_bgr8(const cv::Mat& image);
 
 // Resize, crop, channel order, normalise and layout of one image into `out` (3 * crop * crop floats).

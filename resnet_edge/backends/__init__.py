@@ -19,14 +19,19 @@ A backend is a subclass of ``Backend`` with
   "tensorrt": version | null, "fused_ops": bool}``; ``bundle.load`` enforces it), and one section
   named after the backend for anything else (``"onnxruntime": {...}``). INT8 builds get
   ``config.calibration`` (real, preprocessed images; ``compile`` refuses INT8 without them) and must
-  use exactly its ``method``; report progress through ``config.log``;
+  use exactly its ``method`` and ``config.quantization`` (``QuantOptions``); report progress with
+  ``logging.getLogger(__name__)``;
+* ``options_type``: a frozen dataclass subclassing ``BackendOptions`` with the backend's own settings
+  (``TensorRTOptions``: workspace_mb, dla_core, formats, optimization_level); ``make_options`` builds
+  it from command-line values and ``Backend.options_of(config)`` reads it back inside the backend;
 * ``load(bundle_dir, manifest, device) -> Predictor``: a callable taking an NCHW float32 batch whose
-  size lies in ``manifest["input"]["batch"]`` and returning float32 logits on the CPU.
+  size lies in ``manifest["input"]["batch"]`` and returning float32 logits on the CPU, with
+  ``.device`` (where it runs) and ``.module`` (the torch module it runs, or None).
   ``bundle.Bundle.predict`` pads/splits batches to fit, so a predictor never sees other sizes;
 * ``simulator(bundle_dir, manifest) -> Predictor | None`` (optional): INT8 fake quantization on the CPU
   with exactly the artifact's scales, used to report ``quantization.simulated_top1``.
 
-Adding a backend (TensorRT, OpenVINO...) touches one new file and one line of ``_REGISTRY`` below.
+Adding a backend (OpenVINO...) touches one new module and one line of ``_REGISTRY`` below.
 Nothing else in the package names a backend: ``compile``, ``bundle.load``, validate and bench go
 through ``get_backend``.
 """
@@ -36,32 +41,31 @@ from __future__ import annotations
 import importlib
 from dataclasses import fields
 
+from ..core.defaults import CALIBRATION_METHODS, PRECISIONS, TARGETS
 from ..core.errors import UsageError
 from .base import (
-    CALIBRATION_METHODS,
-    PRECISIONS,
-    TARGETS,
     Backend,
     BackendOptions,
     BatchSpec,
     BuildConfig,
     BuildResult,
     CalibrationData,
+    CallablePredictor,
     Predictor,
-    fold_batchnorm,
+    QuantOptions,
 )
 
 # name -> "module:class", imported on first use so that asking about one backend never imports another.
 _REGISTRY: dict[str, str] = {
+    "tensorrt": "resnet_edge.backends.tensorrt:TensorRTBackend",
     "onnxruntime": "resnet_edge.backends.onnxruntime:OnnxRuntimeBackend",
     "torchscript": "resnet_edge.backends.torchscript:TorchScriptBackend",
-    "tensorrt": "resnet_edge.backends.tensorrt:TensorRTBackend",
 }
 
 # Backends that are planned but not in this build: name -> what to do instead.
 _PLANNED: dict[str, str] = {}
 
-BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torchscript")
+BACKEND_CHOICES = ("auto", *_REGISTRY)
 
 _instances: dict[str, Backend] = {}
 
@@ -79,13 +83,12 @@ def get_backend(name: str) -> Backend:
         if name in _PLANNED:
             raise UsageError(_PLANNED[name])
         raise UsageError(f"unknown backend {name!r}; choose one of: {', '.join(['auto', *_REGISTRY])}")
-    module_name, _, class_name = _REGISTRY[name].partition(":")
-    backend = getattr(importlib.import_module(module_name), class_name)()
+    backend = _backend_class(name)()
     _instances[name] = backend
     return backend
 
 
-def _option_class(name: str):
+def _backend_class(name: str) -> type[Backend]:
     module_name, _, class_name = _REGISTRY[name].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -100,7 +103,7 @@ def make_options(backend: Backend, **values) -> BackendOptions:
         if value is not None and option not in known:
             owners = [
                 cls.display_name or cls.name
-                for cls in map(_option_class, _REGISTRY)
+                for cls in map(_backend_class, _REGISTRY)
                 if option in {f.name for f in fields(cls.options_type)}
             ]
             flag = f"--{option.replace('_', '-')}"
@@ -145,14 +148,17 @@ __all__ = [
     "PRECISIONS",
     "TARGETS",
     "Backend",
+    "BackendOptions",
     "BatchSpec",
     "BuildConfig",
     "BuildResult",
     "CalibrationData",
+    "CallablePredictor",
     "Predictor",
+    "QuantOptions",
     "backend_availability",
     "choose_backend",
-    "fold_batchnorm",
     "get_backend",
     "list_backends",
+    "make_options",
 ]

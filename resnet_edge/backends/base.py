@@ -5,15 +5,14 @@ See ``resnet_edge/backends/__init__.py`` for the rules in prose; this module hol
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from ..core.defaults import CALIBRATION_METHODS, PRECISIONS, TARGETS
+from ..core.defaults import TARGETS
 from ..core.errors import UsageError
 
 
@@ -182,29 +181,20 @@ class Backend:
         """A predictor for the artifact(s) a previous ``build`` wrote to ``bundle_dir``."""
         raise NotImplementedError
 
+    def options_of(self, config: BuildConfig) -> BackendOptions:
+        """``config.options`` as this backend's ``options_type``: its defaults when none were given.
+
+        A ``TypeError`` for another backend's options (a programming error, not a user's).
+        """
+        options = config.options
+        if type(options) is BackendOptions:
+            return self.options_type()
+        if not isinstance(options, self.options_type):
+            raise TypeError(f"the {self.name} backend takes {self.options_type.__name__}, not {type(options).__name__}")
+        return options
+
     def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
         """For INT8: a CPU predictor that fake-quantizes with exactly the scales of the artifact, so a
         host without the target hardware sees the accuracy the engine will have. None when not offered."""
         return None
 
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (eval mode) with every BatchNorm2d folded into the convolution before it.
-
-    Works on the resnet_edge module layout (``convK``/``bnK`` pairs and ``downsample = Sequential(conv,
-    bn)``); what cannot be folded is left as it is, so the result is always equivalent.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = copy.deepcopy(model).eval()
-    for module in folded.modules():
-        for index in (1, 2, 3):
-            conv, bn = getattr(module, f"conv{index}", None), getattr(module, f"bn{index}", None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(module, f"conv{index}", fuse_conv_bn_eval(conv, bn))
-                setattr(module, f"bn{index}", nn.Identity())
-        if isinstance(module, nn.Sequential) and len(module) == 2:
-            conv, bn = module[0], module[1]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                module[0], module[1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
-    return folded

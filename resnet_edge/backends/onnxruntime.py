@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,7 +24,11 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckFailed, UsageError
-from .base import Backend, BuildConfig, BuildResult, Predictor, fold_batchnorm
+from ..fuse.fold import fold_batchnorm
+from ..quantize import ort_calibrate
+from .base import Backend, BuildConfig, BuildResult, Predictor
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 # The lowest opset torch.export's ONNX exporter emits natively: ONNX Runtime >= 1.14, TensorRT >= 10.0.
@@ -54,9 +59,29 @@ def export_onnx(model: nn.Module, config: BuildConfig, path: Path) -> None:
         )
 
 
-def _session(path: Path, providers: list[str], optimize: bool = True):
-    import onnxruntime as ort
+def _ort():
+    """``onnxruntime`` (optional: the backend is unavailable without it)."""
+    import onnxruntime
 
+    return onnxruntime
+
+
+def _onnx():
+    """``onnx`` (optional, installed with onnxruntime's extras)."""
+    import onnx
+
+    return onnx
+
+
+def _float16_converter():
+    """ONNX Runtime's float32 -> float16 graph converter."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16
+
+
+def _session(path: Path, providers: list[str], optimize: bool = True):
+    ort = _ort()
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -73,12 +98,20 @@ def _session(path: Path, providers: list[str], optimize: bool = True):
 
 
 class OrtPredictor:
-    """Runs an ONNX Runtime session on NCHW float32 batches; ``.session`` is the session itself."""
+    """A ``Predictor`` running an ONNX Runtime session on NCHW float32 batches.
+
+    ``.session`` is the session itself; ``.device`` is ``cuda`` when its first provider is CUDA's.
+    ``.module`` is None: there is no torch module to hand out.
+    """
+
+    module: nn.Module | None = None
 
     def __init__(self, session, input_name: str, output_name: str) -> None:
         self.session = session
         self.input_name = input_name
         self.output_name = output_name
+        on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
+        self.device = torch.device("cuda" if on_gpu else "cpu")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
@@ -86,8 +119,49 @@ class OrtPredictor:
         return torch.from_numpy(logits).float()
 
 
+def _save_float16(fp32_path: Path, out_path: Path) -> None:
+    """The FP32 graph converted to FP16 with float32 inputs and outputs kept."""
+    onnx = _onnx()
+    convert = _float16_converter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half = convert(onnx.load(str(fp32_path)), keep_io_types=True)
+    onnx.save(half, str(out_path))
+
+
+def _quantize(fp32_path: Path, out_dir: Path, config: BuildConfig, work_dir: Path) -> dict:
+    """Calibrate and Q/DQ-annotate the FP32 graph into ``out_dir``; the manifest's ``quantization``."""
+    calibration = config.calibration
+    placement = ort_calibrate.placement_for_target(config.target)
+    log.info(f"quantizing to INT8 Q/DQ, {placement} placement, {calibration.method} calibration")
+    result = ort_calibrate.quantize_model(
+        fp32_path,
+        out_dir / MODEL_FILE,
+        calibration,
+        calibration.method,
+        placement,
+        work_dir,
+        keep_float=config.quantization.keep_float,
+    )
+    ort_calibrate.write_range_cache(result.ranges, calibration.method, out_dir / CACHE_FILE)
+    return result.manifest()
+
+
+def _onnx_section(path: Path, config: BuildConfig) -> dict:
+    """The manifest's ``onnx`` section for the saved model at ``path``."""
+    saved = _onnx().load(str(path))
+    return {
+        "opset": max(op.version for op in saved.opset_import if op.domain in ("", "ai.onnx")),
+        "ir_version": saved.ir_version,
+        "exporter": f"torch.onnx (dynamo) {torch.__version__}",
+        "dynamic_batch": not config.batch.static,
+        "onnxruntime": _ort().__version__,
+    }
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    display_name = "ONNX Runtime"
     precisions = ("fp32", "fp16", "int8")
     can_fuse = False  # the fused resnet_edge:: ops are PyTorch ops, not ONNX ones
 
@@ -95,65 +169,32 @@ class OnnxRuntimeBackend(Backend):
         missing = [name for name in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(name) is None]
         if missing:
             return False, f"{', '.join(missing)} not installed (pip install -r requirements.txt)"
-        import onnxruntime as ort
-
+        ort = _ort()
         return True, f"onnxruntime {ort.__version__}, providers {', '.join(ort.get_available_providers())}"
 
     def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
-        import onnx
-
         out_dir = Path(out_dir)
         artifacts = {"model": MODEL_FILE}
         extra: dict = {}
         with tempfile.TemporaryDirectory(prefix="resnet-edge-onnx-") as work:
             work_dir = Path(work)
             fp32_path = work_dir / "fp32.onnx"
-            config.log("exporting ONNX (torch.onnx, BatchNorm folded)")
+            log.info("exporting ONNX (torch.onnx, BatchNorm folded)")
             export_onnx(model, config, fp32_path)
             if config.precision == "fp32":
+                onnx = _onnx()
                 onnx.save(onnx.load(str(fp32_path)), str(out_dir / MODEL_FILE))
             elif config.precision == "fp16":
-                from onnxruntime.transformers.float16 import convert_float_to_float16
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    half = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
-                onnx.save(half, str(out_dir / MODEL_FILE))
+                _save_float16(fp32_path, out_dir / MODEL_FILE)
             else:
-                from ..quantize import ort_calibrate
-
-                placement = ort_calibrate.placement_for_target(config.target)
-                config.log(f"quantizing to INT8 Q/DQ, {placement} placement, {config.calibration.method} calibration")
-                result = ort_calibrate.quantize_model(
-                    fp32_path,
-                    out_dir / MODEL_FILE,
-                    config.calibration,
-                    config.calibration.method,
-                    placement,
-                    work_dir,
-                    config.log,
-                    keep_float=config.options.get("keep_fp", ()),
-                )
-                ort_calibrate.write_range_cache(result.ranges, config.calibration.method, out_dir / CACHE_FILE)
+                extra["quantization"] = _quantize(fp32_path, out_dir, config, work_dir)
                 artifacts["calibration_cache"] = CACHE_FILE
-                extra["quantization"] = result.manifest()
-        saved = onnx.load(str(out_dir / MODEL_FILE))
-        import onnxruntime as ort
-
-        extra["onnx"] = {
-            "opset": max(op.version for op in saved.opset_import if op.domain in ("", "ai.onnx")),
-            "ir_version": saved.ir_version,
-            "exporter": f"torch.onnx (dynamo) {torch.__version__}",
-            "dynamic_batch": not config.batch.static,
-            "onnxruntime": ort.__version__,
-        }
+        extra["onnx"] = _onnx_section(out_dir / MODEL_FILE, config)
         extra["requires"] = {"device": "any", "gpu": None, "tensorrt": None, "fused_ops": False}
         return BuildResult(artifacts, extra)
 
     def _providers(self, manifest: dict, device: str) -> list[str]:
-        import onnxruntime as ort
-
-        available = ort.get_available_providers()
+        available = _ort().get_available_providers()
         if device == "cpu":
             return ["CPUExecutionProvider"]
         if device.startswith("cuda"):
@@ -168,7 +209,7 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
         path = Path(bundle_dir) / manifest["artifacts"]["model"]
-        session = _session(path, self._providers(manifest, device))
+        session = _session(path, self._providers(manifest, str(device)))
         return OrtPredictor(session, manifest["input"]["name"], manifest["output"]["name"])
 
     def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:

@@ -1,7 +1,7 @@
 """TorchScript backend: the (fused) model, scripted and frozen, for libtorch C++ applications.
 
 FP32 on the CPU or a CUDA GPU; FP16 on a CUDA GPU (the half-precision weights are frozen into the
-module; a thin wrapper casts the float32 input to half and the logits back to float32, so the C++
+module; ``FloatIO`` casts the float32 input to half and the logits back to float32, so the C++
 app feeds the same tensor at every precision). With ``--fused`` (the default once the extension is
 built) the blocks are swapped for ``torch.ops.resnet_edge.*`` ops by ``resnet_edge.fuse.fuse_model``:
 the C++ app must then link the ops library, and the manifest says so (``requires.fused_ops``).
@@ -9,8 +9,7 @@ the C++ app must then link the ops library, and the manifest says so (``requires
 
 from __future__ import annotations
 
-import copy
-import importlib.util
+import logging
 import warnings
 from pathlib import Path
 
@@ -18,37 +17,44 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckFailed, UsageError
-from .base import Backend, BuildConfig, BuildResult, Predictor, fold_batchnorm
+from ..fuse import fuse_model
+from ..fuse.fold import fold_batchnorm
+from ..ops import fused_ops_status
+from .base import Backend, BuildConfig, BuildResult, CallablePredictor, Predictor
+from .common import FloatIO
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
 
 
-class _Precision(nn.Module):
-    """float32 in, ``dtype`` inside, float32 logits out."""
+def _script(prepared: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """``prepared`` scripted (traced where scripting fails) and frozen."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            scripted = torch.jit.script(prepared)
+        except Exception as error:
+            log.info(f"torch.jit.script failed ({type(error).__name__}); tracing instead")
+            scripted = torch.jit.trace(prepared, example)
+        return torch.jit.freeze(scripted.eval())
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.model = model
-        self.dtype = dtype
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(self.dtype)).float()
-
-
-def fused_ops_status() -> tuple[bool, str]:
-    """(whether ``resnet_edge.fuse`` and the compiled ops can be used, why not)."""
-    if importlib.util.find_spec("resnet_edge.fuse") is None:
-        return False, "resnet_edge.fuse is not in this build yet"
-    try:
-        import resnet_edge.ops  # noqa: F401  (loads resnet_edge._C and registers the ops)
-        from resnet_edge.fuse import fuse_model  # noqa: F401
-    except Exception as error:  # a missing or broken compiled extension
-        return False, f"the fused ops cannot be loaded ({type(error).__name__}: {error}); build them with pip install -e ."
-    return True, "resnet_edge fused ops available"
+def _load_device(bundle_dir: Path, manifest: dict, device: str) -> torch.device:
+    """Where to run: ``auto`` is the GPU for FP16 or GPU-target bundles when one is visible, else the CPU."""
+    if device == "auto":
+        wants_gpu = manifest["precision"] == "fp16" or manifest.get("target") != "cpu"
+        device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CheckFailed(f"bundle {bundle_dir} needs a CUDA GPU to run and none is visible")
+    if manifest["precision"] == "fp16" and not device.startswith("cuda"):
+        raise CheckFailed(f"bundle {bundle_dir} is FP16 TorchScript, which runs on a CUDA GPU only; use device cuda")
+    return torch.device(device)
 
 
 class TorchScriptBackend(Backend):
     name = "torchscript"
+    display_name = "TorchScript"
     precisions = ("fp32", "fp16")
     can_fuse = True
 
@@ -73,23 +79,14 @@ class TorchScriptBackend(Backend):
     def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
         device = torch.device(config.device)
         if config.fused:
-            from resnet_edge.fuse import fuse_model
-
-            config.log("fusing blocks into resnet_edge ops")
-            prepared = fuse_model(copy.deepcopy(model).eval())
+            log.info("fusing blocks into resnet_edge ops")
+            prepared = fuse_model(model.eval())  # a fused copy; model stays as it is
         else:
             prepared = fold_batchnorm(model)
         prepared = prepared.to(device).eval()
         if config.precision == "fp16":
-            prepared = _Precision(prepared.half(), torch.float16)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                scripted = torch.jit.script(prepared)
-            except Exception as error:
-                config.log(f"torch.jit.script failed ({type(error).__name__}); tracing instead")
-                scripted = torch.jit.trace(prepared, config.example_input().to(device))
-            frozen = torch.jit.freeze(scripted.eval())
+            prepared = FloatIO(prepared.half(), torch.float16)
+        frozen = _script(prepared, config.example_input().to(device))
         frozen.save(str(Path(out_dir) / MODEL_FILE))
         requires = {
             "device": "cuda" if config.precision == "fp16" else "any",
@@ -108,24 +105,17 @@ class TorchScriptBackend(Backend):
             ok, reason = fused_ops_status()
             if not ok:
                 raise CheckFailed(f"bundle {bundle_dir} uses the fused resnet_edge ops: {reason}")
-        if device == "auto":
-            wants_gpu = manifest["precision"] == "fp16" or manifest.get("target") != "cpu"
-            device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise CheckFailed(f"bundle {bundle_dir} needs a CUDA GPU to run and none is visible")
-        if manifest["precision"] == "fp16" and not device.startswith("cuda"):
-            raise CheckFailed(f"bundle {bundle_dir} is FP16 TorchScript, which runs on a CUDA GPU only; use device cuda")
+        run_on = _load_device(bundle_dir, manifest, str(device))
         path = Path(bundle_dir) / manifest["artifacts"]["model"]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates TorchScript; libtorch still runs it
-                module = torch.jit.load(str(path), map_location=device).eval()
+                module = torch.jit.load(str(path), map_location=run_on).eval()
         except Exception as error:
             raise CheckFailed(f"cannot load {path} with torch {torch.__version__} ({str(error).splitlines()[0][:200]})") from None
 
         def predict(batch: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
-                return module(batch.to(device, torch.float32)).float().cpu()
+                return module(batch.to(run_on, torch.float32)).float().cpu()
 
-        predict.module = module  # type: ignore[attr-defined]
-        return predict
+        return CallablePredictor(predict, run_on, module)

@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from ..core import defaults
+from ..core.io import write_atomic
+from ..pipelines.bench import BenchOptions, check_options, parse_batch_sizes, run_bench
+from ..reports.bench import check_plot_path, format_table, plot_format, render_plot
 from .options import command_line, device_option, report_option
 
 
@@ -22,19 +25,20 @@ from .options import command_line, device_option, report_option
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also measure eager FP32 PyTorch of the same arch, and give ratios to it.")
 @click.option("--cuda-graphs", is_flag=True, help="On CUDA, also measure each torch-module variant replayed as a CUDA graph.")
 @click.option("--rounds", default=defaults.BENCH_ROUNDS, show_default=True, type=int, metavar="N", help="Split the timed iterations into N rounds alternating the variants.")
-def bench(bundle_dir: Path, batch_sizes: str, **options) -> None:
+def bench(bundle_dir: Path, batch_sizes: str, plot: Path | None, **options) -> None:
     """Measure a compiled BUNDLE the way an application calls it: host batch in, host logits out.
 
     Reports p50/p90/p99 latency, throughput and peak memory per batch size, for the bundle and for
     eager FP32 PyTorch of the same arch measured in the same run (speedup = its p50 / the bundle's p50).
     """
-    from ..bench import BenchOptions, format_table, parse_batch_sizes, run_bench
-
     command = command_line(click.get_current_context())
-    result = run_bench(
-        BenchOptions(bundle=bundle_dir, batch_sizes=parse_batch_sizes(batch_sizes), command=command, **options),
-        log=lambda text: click.echo(text, err=True),
-    )
+    bench_options = BenchOptions(bundle=bundle_dir, batch_sizes=parse_batch_sizes(batch_sizes), command=command, **options)
+    check_options(bench_options)  # every usage error before any work, the plot's last as it always was
+    check_plot_path(plot)
+    result = run_bench(bench_options)
+    written = dict(result.written)
+    if plot is not None:
+        written["plot"] = write_atomic(plot, render_plot(result.report, plot_format(plot)))
     click.echo(format_table(result.report))
-    for kind, path in result.written.items():
+    for kind, path in written.items():
         click.echo(f"{kind}: {path}")

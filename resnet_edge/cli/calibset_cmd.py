@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from ..core import defaults
+from ..core.errors import UsageError
 from ..data import PRESETS
+from ..quantize.calibset import make_calibset, write_calibset
 
 
 @click.command()
@@ -21,12 +23,8 @@ from ..data import PRESETS
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def calibset(data, per_class, count, seed, split, preset, out, force) -> None:
     """Draw a calibration set (image paths, sha256s, seed, class coverage) for `compile --calib-set`."""
-    from ..quantize.calibset import make_calibset, write_calibset
-
     made = make_calibset(data, per_class=per_class, count=count, seed=seed, split=split, preset=preset)
     if out.exists() and not force:
-        from ..core.errors import UsageError
-
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
     write_calibset(made, out, force=force)
     if made.missing_classes:

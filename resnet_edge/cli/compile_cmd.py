@@ -8,6 +8,8 @@ import click
 
 from ..backends import BACKEND_CHOICES
 from ..core import defaults
+from ..core.errors import UsageError
+from ..pipelines.compile import CompileOptions, compile_bundle
 from .options import arch_option, calibration_options, command_line, weights_option
 
 
@@ -37,13 +39,10 @@ def compile_command(**options) -> None:
     The bundle is built beside --out and renamed into place only when complete and checked against the
     FP32 model; on any error nothing is left behind.
     """
-    from ..compile import CompileOptions, compile_bundle
-    from ..core.errors import UsageError
-
     if options["precision"] is None:
         raise UsageError("pass one of --fp32, --fp16 or --int8")
     command = command_line(click.get_current_context())
-    result = compile_bundle(CompileOptions(**options, command=command), log=lambda text: click.echo(text, err=True))
+    result = compile_bundle(CompileOptions(**options, command=command))
     manifest = result.manifest
     size = sum((result.path / name).stat().st_size for name in manifest["files"])
     click.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import click
@@ -11,14 +12,13 @@ from ..core import defaults
 
 DEMO_ARCH = "resnet20"
 DEMO_DATA = "shapes"
-# The demo's calibration set, kept in the repository (calibration/README.md).
-DEMO_CALIB_SET = Path(__file__).resolve().parents[2] / "calibration" / "shapes-demo.json"
+# The demo's calibration set, shipped in the package (calibration/README.md says how it was made).
+DEMO_CALIB_SET = files("resnet_edge.data") / "calibsets" / "shapes-demo.json"
 
 
 def _run_step(title: str, args: list[str]) -> None:
     """Run one ``resnet-edge`` command exactly as a user would type it."""
-    from . import main  # the group this command belongs to
-
+    main = click.get_current_context().find_root().command  # the group this command runs under
     click.secho(f"\n== {title}: resnet-edge {' '.join(args)}", bold=True)
     started = time.perf_counter()
     main.main(args=args, prog_name="resnet-edge", standalone_mode=False)
@@ -38,11 +38,12 @@ def demo(out: str, epochs: int) -> None:
         ["train", "--arch", DEMO_ARCH, "--data", DEMO_DATA, "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--out", str(run_dir)],
     )
     bundle = root / "bundle"
-    _run_step(
-        "compile (INT8, default backend)",
-        ["compile", "--arch", DEMO_ARCH, "--weights", str(run_dir / "best.pth"), "--int8",
-         "--calib-set", str(DEMO_CALIB_SET), "--val-data", DEMO_DATA, "--out", str(bundle), "--force"],
-    )  # fmt: skip
+    with as_file(DEMO_CALIB_SET) as calib_set:  # a real file even when the package is zipped
+        _run_step(
+            "compile (INT8, default backend)",
+            ["compile", "--arch", DEMO_ARCH, "--weights", str(run_dir / "best.pth"), "--int8",
+             "--calib-set", str(calib_set), "--val-data", DEMO_DATA, "--out", str(bundle), "--force"],
+        )  # fmt: skip
     _run_step(
         "validate against FP32",
         ["validate", str(bundle), "--data", DEMO_DATA, "--report", str(root / "validate.json"), "--no-progress"],

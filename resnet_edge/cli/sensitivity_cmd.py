@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..core import defaults
+from ..pipelines.sensitivity import SensitivityOptions, run_sensitivity
+from ..reports.sensitivity import format_table
 from .options import arch_option, calibration_options, command_line, device_option, report_option, weights_option
 
 
@@ -24,10 +24,7 @@ from .options import arch_option, calibration_options, command_line, device_opti
 def sensitivity(**options) -> None:
     """Quantize one layer at a time (and/or keep one layer in float at a time) and rank the layers by
     their top-1 change on validation data, with ModelOpt's INT8 simulation (as TensorRT builds it)."""
-    from ..quantize.sensitivity import format_table, run_sensitivity
-
-    options["command"] = command_line(click.get_current_context())
-    result, written = run_sensitivity(log=lambda text: click.echo(text, err=True), **options)
-    click.echo(format_table(result, options["top"]))
-    if written is not None:
-        click.echo(f"report: {written}")
+    run = run_sensitivity(SensitivityOptions(**options, command=command_line(click.get_current_context())))
+    click.echo(format_table(run.result, options["top"]))
+    if run.report is not None:
+        click.echo(f"report: {run.report}")

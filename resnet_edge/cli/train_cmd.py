@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import click
 
-from ..core import defaults
+from ..core import defaults, logs
 from ..train import TrainConfig, train as run_training
 from .options import arch_option, device_option
+
+
+def _log_to_stdout() -> None:
+    """Send the package's log lines to stdout, keeping the -q/-v level: train has always printed its
+    progress there (one line per epoch, from rank 0), where torchrun users and scripts read it."""
+    logger = logging.getLogger(logs.ROOT)
+    level = logger.level
+    logs.configure(0, stream=sys.stdout)
+    logger.setLevel(level or logging.INFO)
 
 
 @click.command()
@@ -30,4 +42,5 @@ def train(**options) -> None:
 
     Run under `torchrun --nproc-per-node N` for DistributedDataParallel on several GPUs or CPU processes.
     """
-    run_training(TrainConfig(**options), echo=click.echo)
+    _log_to_stdout()
+    run_training(TrainConfig(**options))

@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from ..core import defaults
+from ..core.errors import CheckFailed
+from ..core.io import write_atomic
+from ..pipelines.validate import ValidateOptions, validate_bundle
+from ..reports.validate import failure_message, format_table, junit_xml
 from .options import command_line, device_option, report_option
 
 
@@ -32,13 +36,10 @@ def validate(bundle_dir: Path, **options) -> None:
     Prints top-1/top-5 of both, the top-1 drop and agreement, logit error, cosine similarity and KL
     divergence. Exit 0 when every threshold holds, 1 when one fails, 2 for usage errors.
     """
-    from ..core.errors import CheckFailed
-    from ..validate import ValidateOptions, failure_message, format_table, validate_bundle
-
     command = command_line(click.get_current_context())
-    result = validate_bundle(
-        ValidateOptions(bundle=bundle_dir, command=command, **options), log=lambda text: click.echo(text, err=True)
-    )
+    result = validate_bundle(ValidateOptions(bundle=bundle_dir, command=command, **options))
+    if options["junit"] is not None:  # checked by validate_bundle before any work; rendered here
+        result.written["junit"] = write_atomic(options["junit"], junit_xml(result.report))
     click.echo(format_table(result.report))
     for kind, path in result.written.items():
         click.echo(f"{kind}: {path}")

@@ -18,6 +18,9 @@ CALIB_METHOD = "entropy"
 CALIB_IMAGES = 512
 CALIB_SEED = 0
 CALIB_SPLIT = "train"
+# The attribute the ModelOpt residual-add quantizer gets on a ResNet block: quantize/ creates it,
+# fuse/int8.py reads its range (a name both layers share, so it lives below both).
+RESIDUAL_QUANTIZER = "residual_quantizer"
 
 # validate.
 MAX_TOP1_DROP = 1.0

@@ -8,12 +8,18 @@ metadata, so asking is cheap and never fails.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import socket
 from functools import lru_cache
 from pathlib import Path
+
+import torch
+
+from .. import __version__
 
 # key in ``versions`` -> distribution names that provide it, first found wins.
 _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
@@ -38,15 +44,11 @@ def package_version(key: str) -> str | None:
     if key == "tensorrt":  # JetPack installs TensorRT's Python bindings from a .deb, without metadata
         return _module_version("tensorrt")
     if key == "resnet_edge":
-        from . import __version__
-
         return __version__
     return None
 
 
 def _module_version(module: str) -> str | None:
-    import importlib.util
-
     if importlib.util.find_spec(module) is None:
         return None
     try:
@@ -59,8 +61,6 @@ def library_versions() -> dict[str, str | None]:
     """torch, torchvision, resnet_edge, onnx, onnxruntime, torch_tensorrt, tensorrt, modelopt (+ cuda, cudnn)."""
     versions = {key: package_version(key) for key in _DISTRIBUTIONS}
     try:
-        import torch
-
         versions["cuda"] = torch.version.cuda
         versions["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None
     except Exception:
@@ -83,8 +83,6 @@ def cpu_model() -> str:
 def cuda_available() -> bool:
     """A usable CUDA GPU is present (torch can see it)."""
     try:
-        import torch
-
         return torch.cuda.is_available()
     except Exception:
         return False
@@ -94,8 +92,6 @@ def gpu_info(index: int = 0) -> dict | None:
     """``{"name", "compute_capability": "8.7", "memory_mib"}`` of CUDA device ``index``, or None without one."""
     if not cuda_available():
         return None
-    import torch
-
     props = torch.cuda.get_device_properties(index)
     return {
         "name": props.name,

@@ -5,19 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
 from ..core.errors import UsageError
+from .images import load_rgb  # the one decoding rule (images.py); imported from here too
 
-
-def load_rgb(path: str) -> Image.Image:
-    """Open an image as RGB; a ``UsageError`` naming the file when it is unreadable."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise UsageError(f"cannot read image {path} ({error}); remove or replace the file") from None
+__all__ = ["ImageDirectory", "load_rgb"]
 
 
 class ImageDirectory(ImageFolder):

@@ -1,4 +1,9 @@
-"""Fold BatchNorm and swap every residual block for a fused C++/CUDA op (``resnet_edge.ops``)."""
+"""Model rewrites: fold BatchNorm (``fold``) and swap every residual block for a fused C++/CUDA op
+(``resnet_edge.ops``).
+
+Importing this package never needs the compiled extension: ``fuse.fold`` is plain PyTorch, and the
+fused modules check for the extension when they are built (``ExtensionNotBuiltError``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from torch import nn
 
 from ..core.errors import UsageError
 from ..models.resnet import ResNet
-from .fold import fold_conv_bn, folded_conv
+from .fold import fold_batchnorm, fold_conv_bn, folded_conv
 from .modules import FusedBasicBlock, FusedBottleneck, fuse_block
 
 
@@ -38,4 +43,4 @@ def fuse_model(model: nn.Module) -> nn.Module:
     return fused
 
 
-__all__ = ["FusedBasicBlock", "FusedBottleneck", "fold_conv_bn", "folded_conv", "fuse_block", "fuse_model"]
+__all__ = ["FusedBasicBlock", "FusedBottleneck", "fold_batchnorm", "fold_conv_bn", "folded_conv", "fuse_block", "fuse_model"]

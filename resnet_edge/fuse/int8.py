@@ -14,15 +14,18 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ..core.defaults import RESIDUAL_QUANTIZER
 from ..core.errors import UsageError
 from ..models.blocks import ZeroPadShortcut
 from ..models.resnet import ResNet
 from ..ops.int8_block import int8_residual_block
-from ..quantize.modelopt_ptq import RESIDUAL_QUANTIZER
 
 
 def _amax(module: nn.Module, quantizer_name: str) -> Optional[Tensor]:
-    """The calibrated range of ``module.<quantizer_name>``, or None where it is absent or disabled."""
+    """The calibrated range of ``module.<quantizer_name>``, or None where it is absent or disabled.
+
+    Duck-typed (``is_enabled``, ``amax``): this layer sits below ``quantize`` and does not import ModelOpt.
+    """
     quantizer = getattr(module, quantizer_name, None)
     if quantizer is None or not quantizer.is_enabled or getattr(quantizer, "amax", None) is None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .. import ops  # noqa: F401  (registers torch.ops.resnet_edge.*, needed to call or script them)
+from .. import ops  # registers torch.ops.resnet_edge.* (when the extension is built), needed to call or script them
 from ..core.errors import UsageError
 from ..models.blocks import BasicBlock, Bottleneck, ZeroPadShortcut
 from .fold import fold_conv_bn
@@ -21,6 +21,7 @@ class _FusedBlock(nn.Module):
 
     def __init__(self, block: BasicBlock | Bottleneck, num_convs: int) -> None:
         super().__init__()
+        ops.require()  # a fused block without the compiled ops could not run or script
         for index in range(1, num_convs + 1):
             weight, bias = fold_conv_bn(getattr(block, f"conv{index}"), getattr(block, f"bn{index}"))
             self.register_buffer(f"conv{index}_weight", weight)

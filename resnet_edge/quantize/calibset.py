@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from ..core.errors import CheckFailed, UsageError
+from ..core.io import write_atomic
 from ..data import get_preset, open_data
 from ..data.presets import Preprocessing
 from ..data.source import DataSource
-from ..core.errors import CheckFailed, UsageError
 
 CALIBSET_FORMAT = "resnet-edge-calibset"
 CALIBSET_VERSION = 1
@@ -193,24 +192,16 @@ def make_calibset(
 
 
 def write_calibset(calibset: CalibSet, out: Path, force: bool = False) -> Path:
-    """Write the manifest to ``out`` atomically (temp file + rename); refuse to overwrite without ``force``."""
+    """Write the manifest to ``out`` atomically (temp file + rename); refuse to overwrite without ``force``.
+
+    The file gets ordinary (umask) permissions: a set is meant to be shared.
+    """
     out = Path(out).expanduser()
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
     if out.suffix != ".json":
         raise UsageError(f"--out {out}: a calibration set is a .json file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(_pretty(calibset.manifest))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; a set is meant to be shared
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(out, _pretty(calibset.manifest))
     calibset.path = out
     return out
 

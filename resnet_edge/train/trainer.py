@@ -8,8 +8,8 @@ appends ``metrics.jsonl`` and writes ``last.pth`` / ``best.pth`` atomically.
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,11 +19,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..checkpoint import read_weights_file, save_checkpoint
+from ..core import defaults
+from ..core.device import resolve_device
+from ..core.errors import UsageError
+from ..core.io import write_json
 from ..data import eval_transform, get_preset, open_data, train_transform
 from ..data.loader import make_loader
-from ..core.errors import UsageError
+from ..metrics import top1_correct
 from ..models import create_model, get_spec
+from ..weights import read_weights_file, save_checkpoint
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 
 # The paper's reference batch for lr 0.1: 128 on CIFAR (§4.2), 256 on ImageNet (§3.4).
@@ -33,6 +37,8 @@ MILESTONE_FRACTIONS = (0.5, 0.75)
 # ResNet-110 (§4.2) trains at lr/10 until the training error is below 80%.
 WARMUP_ERROR = 0.8
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainConfig:
@@ -41,17 +47,17 @@ class TrainConfig:
     arch: str
     data: str
     out: str
-    epochs: int = 30
-    batch_size: int = 128
+    epochs: int = defaults.TRAIN_EPOCHS
+    batch_size: int = defaults.TRAIN_BATCH
     lr: float | None = None  # None: 0.1 x global batch / reference batch
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "step"  # "step" | "plateau"
+    momentum: float = defaults.TRAIN_MOMENTUM
+    weight_decay: float = defaults.TRAIN_WEIGHT_DECAY
+    schedule: str = defaults.TRAIN_SCHEDULE  # "step" | "plateau"
     warmup: bool | None = None  # None: on for CIFAR nets deeper than 100 layers, as in the paper
     shortcut: str | None = None
-    workers: int = 2
-    device: str = "auto"
-    seed: int = 0
+    workers: int = defaults.TRAIN_WORKERS
+    device: str = defaults.DEVICE
+    seed: int = defaults.SEED
     resume: bool = False
 
     def base_lr(self, family: str, world_size: int) -> float:
@@ -59,15 +65,6 @@ class TrainConfig:
         if self.lr is not None:
             return self.lr
         return 0.1 * self.batch_size * world_size / REFERENCE_BATCH[family]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without a GPU is a usage error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(name)
 
 
 def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
@@ -99,7 +96,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, context
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits = model(images)
         loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
+        correct += top1_correct(logits, labels)
         total += labels.numel()
     correct, total, loss_sum = all_reduce_sum([correct, total, loss_sum], device, context)
     return correct / max(total, 1), loss_sum / max(total, 1)
@@ -142,7 +139,7 @@ def _train_one_epoch(model, loader, optimizer, warmup, device, epoch, config, co
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        batch_correct = (logits.argmax(1) == labels).sum().item()
+        batch_correct = top1_correct(logits, labels)
         warmup.step(1.0 - batch_correct / labels.numel())
         correct += batch_correct
         total += labels.numel()
@@ -166,28 +163,31 @@ def _resume_state(out: Path, config: TrainConfig, classes: tuple[str, ...]) -> d
     return state
 
 
-def train(config: TrainConfig, echo=print) -> dict:
-    """Train ``config.arch`` on ``config.data``; returns the final summary (also written as ``summary.json``)."""
+def train(config: TrainConfig) -> dict:
+    """Train ``config.arch`` on ``config.data``; returns the final summary (also written as ``summary.json``).
+
+    Rank 0 logs one line per epoch (INFO on this module's logger); other ranks log nothing.
+    """
     spec = get_spec(config.arch)
     source = open_data(config.data)
-    if config.schedule not in ("step", "plateau"):
+    if config.schedule not in defaults.TRAIN_SCHEDULES:
         raise UsageError(f"unknown schedule {config.schedule!r}; choose step or plateau")
     device = resolve_device(config.device)
     context = init_distributed(device)
     try:
-        return _train(config, spec, source, device, context, echo)
+        return _train(config, spec, source, device, context)
     finally:
         shutdown(context)
 
 
-def _train(config, spec, source, device, context, echo) -> dict:
+def _train(config, spec, source, device, context) -> dict:
     torch.manual_seed(config.seed + context.rank)
     preprocessing = get_preset(spec.preprocessing)
     out = Path(config.out)
     train_set = source.split("train", train_transform(preprocessing))
     val_set = source.split("val", eval_transform(preprocessing))
     if context.is_main and source.kind == "folder" and not source.has_splits:
-        echo(f"warning: {source.root} has no train/ and val/ folders; validation accuracy is measured on training images")
+        log.warning(f"{source.root} has no train/ and val/ folders; validation accuracy is measured on training images")
     per_rank_batch = max(1, config.batch_size)
     model = create_model(config.arch, num_classes=source.num_classes, shortcut=config.shortcut).to(device)
     if device.type == "cuda":
@@ -203,7 +203,7 @@ def _train(config, spec, source, device, context, echo) -> dict:
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_acc = state["epoch"], state.get("best_val_acc1", 0.0)
         if context.is_main:
-            echo(f"resuming {config.arch} from {out / 'last.pth'} at epoch {start_epoch}")
+            log.info(f"resuming {config.arch} from {out / 'last.pth'} at epoch {start_epoch}")
     train_model = DistributedDataParallel(model) if context.enabled else model
     train_loader = _loader(train_set, per_rank_batch, True, config, context, device)
     val_loader = _loader(val_set, per_rank_batch, False, config, context, device)
@@ -214,7 +214,7 @@ def _train(config, spec, source, device, context, echo) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         if state is None:  # a fresh run starts a fresh history
             (out / "metrics.jsonl").unlink(missing_ok=True)
-        echo(
+        log.info(
             f"training {config.arch} on {config.data}: {len(train_set)} train / {len(val_set)} val images, "
             f"{source.num_classes} classes, {context.world_size} process(es) on {device}, lr {lr:g}"
         )
@@ -238,7 +238,7 @@ def _train(config, spec, source, device, context, echo) -> dict:
         }
         if context.is_main:
             _write_epoch(out, model, config, source, preprocessing, optimizer, scheduler, summary, val_acc >= best_acc)
-            echo(
+            log.info(
                 f"epoch {epoch + 1}/{config.epochs}  loss {train_loss:.3f}  train {train_acc:.2%}  "
                 f"val {val_acc:.2%}  (best {best_acc:.2%})"
             )
@@ -259,6 +259,4 @@ def _write_epoch(out, model, config, source, preprocessing, optimizer, scheduler
         save_checkpoint(out / "best.pth", model, config.arch, list(source.classes), preprocessing, **extra)
     with (out / "metrics.jsonl").open("a") as handle:
         handle.write(json.dumps(summary) + "\n")
-    temporary = out / ".summary.json.tmp"
-    temporary.write_text(json.dumps(summary, indent=2))
-    os.replace(temporary, out / "summary.json")
+    write_json(out / "summary.json", summary)

@@ -3,7 +3,7 @@
 // detail of libresnet_edge.
 //
 //   resnet_edge::Classifier clf("build/r20", "auto");        // checks the manifest and file hashes
-//   cv::Mat bgr = cv::imread("cat.png", cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+//   cv::Mat bgr = resnet_edge::read_image("cat.png");      // decoded as the Python side does
 //   for (const auto& p : clf.classify(bgr, 5)) std::cout << p.label << ' ' << p.score << '\n';
 //
 // Preprocessing is exactly the manifest's (see docs/bundle-manifest.md): BGR -> RGB, resize of
@@ -68,7 +68,8 @@ class Classifier {
   Classifier(const Classifier&) = delete;
   Classifier& operator=(const Classifier&) = delete;
 
-  // Top-k of one image (8-bit BGR, BGRA or grayscale, any size).
+  // Top-k of one image (8- or 16-bit BGR, BGRA or grayscale, any size; 16-bit v reads as
+  // (v + 128) / 257, alpha is dropped).
   std::vector<Prediction> classify(const cv::Mat& image, int top_k = 5);
   // Top-k of each image; runs batches within the bundle's batch range.
   std::vector<std::vector<Prediction>> classify(const std::vector<cv::Mat>& images, int top_k = 5);
@@ -106,6 +107,12 @@ class Classifier {
 // their order; the result is CV_8UC3. `interpolation`: bilinear, bicubic, box, hamming, lanczos.
 cv::Mat resize_and_crop(const cv::Mat& image, int resize, int crop,
                         const std::string& interpolation = "bilinear");
+
+// An image file decoded by the rule the Python side uses (docs/cpp.md "Decoding"): CV_8UC3 BGR,
+// grey replicated, alpha dropped, palettes expanded, 16-bit samples v -> (v + 128) / 257, CMYK JPEG
+// by OpenCV's conversion, EXIF orientation applied to JPEG and PNG files. An empty Mat when the
+// file cannot be read.
+cv::Mat read_image(const std::string& path);
 
 // Version string of this library.
 const char* version();

@@ -9,9 +9,23 @@
 #include <ATen/ops/cudnn_convolution.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 namespace resnet_edge::ops {
 namespace {
+
+// Whether cuDNN convolutions may use TF32, decided as ATen's own convolutions decide it: the
+// per-operator setting (torch.backends.cudnn.conv.fp32_precision) first, the legacy allow_tf32 flag
+// as fallback. Asking without an operator ignores the new setting, and raises on a mix of the two.
+bool allow_tf32_conv(const at::Context& context) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 10)
+  return context.allowTF32CuDNN(at::Float32Op::CONV);
+#elif TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR == 9
+  return context.allowTF32CuDNN("conv");
+#else
+  return context.allowTF32CuDNN();
+#endif
+}
 
 at::Tensor conv_cuda(
     const at::Tensor& input,
@@ -26,7 +40,7 @@ at::Tensor conv_cuda(
   // The user's cuDNN settings (torch.backends.cudnn.benchmark and friends) apply here as well.
   at::Tensor out = at::cudnn_convolution(
                        input, weight, {padding, padding}, {stride, stride}, {1, 1}, /*groups=*/1,
-                       context.benchmarkCuDNN(), context.deterministicCuDNN(), context.allowTF32CuDNN())
+                       context.benchmarkCuDNN(), context.deterministicCuDNN(), allow_tf32_conv(context))
                        .contiguous(at::MemoryFormat::ChannelsLast);
   cuda::bias_residual_relu_(out, bias, residual, relu);
   return out;

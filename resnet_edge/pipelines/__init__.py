@@ -1,0 +1,1 @@
+"""Pipelines: compile, validate, bench, sensitivity, fallback — straight sequences of steps returning dataclasses."""

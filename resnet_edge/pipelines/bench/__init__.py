@@ -1,0 +1,30 @@
+"""``resnet-edge bench``: latency, throughput and memory of a bundle, against eager FP32 PyTorch.
+
+What is measured is what an application pays: a float32 NCHW batch on the host goes in, float32
+logits on the host come out (``Bundle.predict``; host-to-device copies, padding to the artifact's batch
+range and the copy back included). ``--cuda-graphs`` adds, for every variant that runs a torch module on
+the GPU, a variant that replays a captured CUDA graph (``cudagraphs``).
+
+In the same run, the eager FP32 PyTorch model of the same architecture (``pytorch-fp32``, BatchNorm
+unfolded, exactly as ``model.eval()`` runs it) is measured as the baseline, and every figure is also
+given as a ratio to it (``speedup`` = baseline p50 / this p50), so results hold on noisy machines
+(``timing``: rounds alternate the variants). Memory: see ``memory``.
+
+Steps (``run.run_bench``): check options -> read manifest -> memory, one variant loaded at a time ->
+timing, all loaded -> ratios -> report (``report``). Rendering the table and the plot is
+``resnet_edge.reports.bench``'s job. The report's schema is in ``docs/validate-report.md``.
+"""
+
+from .options import BASELINE_VARIANT, REPORT_SCHEMA, REPORT_VERSION, BenchOptions, BenchResult, check_options, parse_batch_sizes
+from .run import run_bench
+
+__all__ = [
+    "BASELINE_VARIANT",
+    "REPORT_SCHEMA",
+    "REPORT_VERSION",
+    "BenchOptions",
+    "BenchResult",
+    "check_options",
+    "parse_batch_sizes",
+    "run_bench",
+]

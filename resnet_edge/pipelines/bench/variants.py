@@ -1,0 +1,60 @@
+"""The things ``bench`` times: the bundle as an application calls it, and the eager FP32 baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ...bundle import Bundle
+from ...models import create_model
+from .options import BASELINE_VARIANT
+
+
+@dataclass
+class Variant:
+    """One thing to time: ``run`` takes a host NCHW float32 batch and returns host logits."""
+
+    name: str
+    description: str
+    device: str  # "cpu" or "cuda": the device type it runs on
+    run: Callable[[torch.Tensor], torch.Tensor]
+    module: torch.nn.Module | None = None  # a torch module on CUDA, for --cuda-graphs
+    batch_range: tuple[int, int] | None = None  # (min, max) the artifact accepts per call
+
+
+def example_batch(size: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """A deterministic random-normal float32 batch of ``size`` images of ``shape`` (C, H, W)."""
+    generator = torch.Generator().manual_seed(size)
+    return torch.randn((size, *shape), generator=generator)
+
+
+def eager_variant(manifest: dict, device: torch.device) -> Variant:
+    """Eager FP32 PyTorch of the bundle's arch, BatchNorm unfolded, exactly as ``model.eval()`` runs it."""
+    with torch.random.fork_rng(devices=[]):  # speed does not depend on the weights; leave the caller's RNG alone
+        torch.manual_seed(0)
+        model = create_model(manifest["arch"], num_classes=manifest["num_classes"], shortcut=manifest.get("shortcut"))
+    model = model.float().eval().to(device)
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(batch.to(device)).float().cpu()
+
+    return Variant(BASELINE_VARIANT, "eager PyTorch, FP32, BatchNorm unfolded", device.type, run, model if device.type == "cuda" else None)
+
+
+def bundle_variant(loaded: Bundle) -> Variant:
+    """The bundle through ``Bundle.predict`` (padding, splitting and host copies included)."""
+    manifest = loaded.manifest
+    predictor = loaded.predictor
+    device = predictor.device.type
+    batch = loaded.batch
+    return Variant(
+        f"{manifest['backend']}-{manifest['precision']}",
+        f"the bundle's artifact ({manifest['artifacts']['model']}, {manifest['backend']}, {manifest['precision']}, target {manifest['target']})",
+        device,
+        loaded.predict,
+        predictor.module if device == "cuda" else None,
+        (batch.min, batch.max),
+    )

@@ -1,0 +1,80 @@
+"""The build plan: which backend, for which target, with which batch, device and options.
+
+Decided before anything heavy runs, so a build the backend cannot do here is refused at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ... import bundle as bundle_io
+from ...backends import Backend, BatchSpec, BuildConfig, QuantOptions, choose_backend, make_options
+from ...core import hostinfo
+from ...core.defaults import TARGETS
+from ...models import get_spec
+from .options import CompileOptions, check_options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildPlan:
+    """Where the bundle goes, the backend that builds it, and the config it builds with."""
+
+    out: Path
+    backend: Backend
+    config: BuildConfig
+
+
+def default_target(backend: Backend) -> str:
+    """``cpu`` for a backend that runs there; a GPU-only backend: this Jetson module, else a datacenter GPU."""
+    if "cpu" not in backend.targets:
+        jetson = hostinfo.jetson_model()
+        return jetson if jetson in TARGETS else "datacenter"
+    return "cpu"
+
+
+def build_device(backend: Backend, target: str, precision: str) -> str:
+    """Where to build: the GPU for GPU targets, FP16 and GPU-only backends (when one is visible)."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return "cuda" if (target != "cpu" or precision == "fp16" or "cpu" not in backend.targets) else "cpu"
+
+
+def _batch(options: CompileOptions, backend: Backend) -> BatchSpec:
+    if options.batch is not None:
+        return BatchSpec.fixed(options.batch)
+    if options.dynamic_batch is not None:
+        return BatchSpec.parse(options.dynamic_batch)
+    return backend.default_batch
+
+
+def plan_build(options: CompileOptions) -> BuildPlan:
+    """Check the options, the output directory, the backend and its config, in that order."""
+    spec = get_spec(options.arch)
+    check_options(options)
+    out = bundle_io.check_out_dir(Path(options.out), options.force)
+    backend, why = choose_backend(options.backend)
+    log.info(why)
+    target = options.target or default_target(backend)
+    backend_options = make_options(backend, workspace_mb=options.workspace_mb, dla_core=options.dla_core)
+    if options.precision != "int8" and (options.calib_data or options.calib_set):
+        log.info(f"note: calibration data is only used for --int8; ignored for --{options.precision}")
+    # A first check of the config with the arch's default input, before loading anything.
+    config = BuildConfig(
+        arch=options.arch,
+        precision=options.precision,
+        target=target,
+        input_shape=(3, spec.input_size, spec.input_size),
+        batch=_batch(options, backend),
+        fused=backend.default_fused() if options.fused is None else options.fused,
+        device=build_device(backend, target, options.precision),
+        quantization=QuantOptions(),
+        options=backend_options,
+    )
+    backend.check_config(config)
+    return BuildPlan(out, backend, config)

@@ -1,0 +1,1 @@
+"""Reports: rendering only (tables, JUnit XML, plots) of what the pipelines return."""

@@ -1,0 +1,95 @@
+"""The bench report rendered: the table the CLI prints and the latency/throughput plot."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+from ..core.errors import UsageError
+from ..core.io import check_output_path
+from ..pipelines.bench import BASELINE_VARIANT
+
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def _figure_class():
+    """matplotlib's ``Figure`` (an optional dependency, imported only for ``--plot``)."""
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
+def plot_format(path: Path) -> str:
+    """The plot's format, from the file name's suffix (``png``, ``svg`` or ``pdf``)."""
+    return Path(path).suffix.lower().lstrip(".")
+
+
+def check_plot_path(path: Path | None) -> Path | None:
+    """Refuse, before any work, a ``--plot`` path that cannot be written or a format that cannot be drawn."""
+    checked = check_output_path(path, "--plot")
+    if checked is None:
+        return None
+    if plot_format(path) not in PLOT_FORMATS:
+        raise UsageError(f"--plot {path}: the file name must end in .{', .'.join(PLOT_FORMATS)}")
+    try:
+        _figure_class()
+    except ImportError:
+        raise UsageError("--plot needs matplotlib (pip install -r requirements.txt)") from None
+    return checked
+
+
+def format_table(report: dict) -> str:
+    """The results as a human-readable table (what the CLI prints)."""
+    bundle, settings = report["bundle"], report["settings"]
+    lines = [
+        f"bench {bundle['path']}",
+        f"  {bundle['arch']} {bundle['precision']} {bundle['backend']} (target {bundle['target']}), input {'x'.join(map(str, bundle['input_shape']))}; "
+        f"{report['machine']['description']}, {settings['threads']} thread(s)",
+        f"  {settings['iters']} timed iterations per point ({settings['warmup']} warm-up), host batch to host logits",
+        "",
+        f"  {'variant':<28}{'batch':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'img/s':>10}{'peak MB':>9}{'speedup':>9}",
+    ]
+    for entry in sorted(report["results"], key=lambda e: (e["batch"], e["variant"] != BASELINE_VARIANT, e["variant"])):
+        speedup = "n/a" if entry["speedup"] is None else f"{entry['speedup']:.2f}x"
+        memory = "n/a" if entry["peak_mem_mb"] is None else f"{entry['peak_mem_mb']:.0f}"
+        throughput = "n/a" if entry["throughput"] is None else f"{entry['throughput']:.1f}"
+        lines.append(
+            f"  {entry['variant']:<28}{entry['batch']:>6}{entry['p50_ms']:>10.3f}{entry['p90_ms']:>10.3f}{entry['p99_ms']:>10.3f}"
+            f"{throughput:>10}{memory:>9}{speedup:>9}"
+        )
+    for name, reason in report.get("failed_variants", {}).items():
+        lines.append(f"  {name}: not measured ({reason})")
+    if bundle.get("random_weights"):
+        lines.append("  (random-weights bundle: speed only)")
+    return "\n".join(lines)
+
+
+def render_plot(report: dict, fmt: str = "png") -> bytes:
+    """Latency (p50, with the p90-p99 band) and throughput against batch size, one line per variant."""
+    figure = _figure_class()(figsize=(10, 4.2), layout="constrained")
+    latency_ax, throughput_ax = figure.subplots(1, 2)
+    for name in dict.fromkeys(entry["variant"] for entry in report["results"]):
+        entries = sorted((e for e in report["results"] if e["variant"] == name), key=lambda e: e["batch"])
+        batches = [e["batch"] for e in entries]
+        style = "--" if name == BASELINE_VARIANT else "-"
+        (line,) = latency_ax.plot(batches, [e["p50_ms"] for e in entries], style, marker="o", label=name)
+        latency_ax.fill_between(batches, [e["p90_ms"] for e in entries], [e["p99_ms"] for e in entries], color=line.get_color(), alpha=0.15)
+        throughput_ax.plot(batches, [e["throughput"] or 0 for e in entries], style, marker="o", color=line.get_color(), label=name)
+    sizes = report["settings"]["batch_sizes"]
+    for ax, label in ((latency_ax, "latency p50 per batch (ms); band: p90-p99"), (throughput_ax, "throughput (images/s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+        ax.set_xticks(sizes, [str(b) for b in sizes])
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    bundle = report["bundle"]
+    figure.suptitle(
+        f"{bundle['arch']} {bundle['precision']} {bundle['backend']} vs eager FP32 - {report['machine']['description']}, "
+        f"{report['settings']['threads']} thread(s)",
+        fontsize=9,
+    )
+    buffer = BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=120)
+    return buffer.getvalue()
