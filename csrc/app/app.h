@@ -12,8 +12,13 @@ constexpr const char* kProgram = "resnet-edge-infer";
 
 using Clock = std::chrono::steady_clock;
 
-// Set by SIGINT/SIGTERM: the sources stop after the current frame.
+// Set by SIGINT/SIGTERM/SIGHUP: the sources stop after the current frame; g_signal says which.
 extern std::atomic<bool> g_stop;
+extern std::atomic<int> g_signal;
+
+// Images with more pixels than this are not decoded (Pillow's DecompressionBombError limit, which
+// the Python side applies): set as OPENCV_IO_MAX_IMAGE_PIXELS unless the environment sets it.
+constexpr const char* kMaxImagePixels = "178956970";
 
 // A usage problem: exit 2.
 struct UsageError : std::runtime_error {

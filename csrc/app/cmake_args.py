@@ -10,6 +10,9 @@
 * ``TENSORRT_LIBS_DIR``: the pip TensorRT wheel's ``tensorrt_libs`` package directory when this
   Python has one, so a build against pip torch-tensorrt links and runs without ``LD_LIBRARY_PATH``
   (csrc/lib/cmake/TensorRTLibs.cmake). JetPack's TensorRT is a system library: nothing is printed.
+* ``OpenVINO_DIR``: the openvino pip wheel's ``openvino/cmake`` (OpenVINOConfig.cmake; the wheel
+  ships the C++ runtime and headers too), found without importing it, so libresnet_edge runs
+  OpenVINO bundles. Nothing is printed when this Python has no openvino.
 
 Used by ``make cpp`` and tests/test_cpp_infer.py so both configure the same way.
 """
@@ -34,10 +37,26 @@ def tensorrt_libs_dir() -> str | None:
     return str(Path(locations[0]).resolve()) if locations else None
 
 
+def openvino_cmake_dir() -> str | None:
+    """The openvino wheel's CMake config directory (``openvino/cmake``) in this Python, or None."""
+    try:
+        spec = importlib.util.find_spec("openvino")
+    except (ImportError, ValueError):
+        return None
+    for location in list(spec.submodule_search_locations or []) if spec is not None else []:
+        config = Path(location, "cmake", "OpenVINOConfig.cmake")
+        if config.is_file():
+            return str(config.parent.resolve())
+    return None
+
+
 def cmake_args() -> list[str]:
     import torch
 
     args = [f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}"]
+    openvino_dir = openvino_cmake_dir()
+    if openvino_dir is not None:
+        args.append(f"-DOpenVINO_DIR={openvino_dir}")
     trt_libs = tensorrt_libs_dir()
     if trt_libs is not None:
         args.append(f"-DTENSORRT_LIBS_DIR={trt_libs}")

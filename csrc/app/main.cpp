@@ -22,31 +22,54 @@
 #include <opencv2/core/utils/logger.hpp>
 
 #include <csignal>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
 namespace resnet_edge_infer {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
 void error_line(const std::string& message) { std::fprintf(stderr, "%s: error: %s\n", kProgram, message.c_str()); }
 
 namespace {
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int signum) {
+  g_signal = signum;
+  g_stop = true;
+}
+
+// --save-input DIR: a directory, or one that can be created (its nearest existing ancestor is a
+// writable directory). Checked before the model loads; created with the first frame saved
+// (output.cpp), so a run that classifies nothing leaves nothing behind.
+void check_save_input(const std::string& dir) {
+  std::error_code ec;
+  fs::path existing = fs::absolute(dir, ec);
+  while (!existing.empty() && !fs::exists(existing, ec) && existing != existing.parent_path()) {
+    existing = existing.parent_path();
+  }
+  if (!fs::is_directory(existing, ec)) {
+    throw UsageError("--save-input " + dir + " is not a directory that can be created (" + existing.string() +
+                     " is not a directory)");
+  }
+  if (access(existing.c_str(), W_OK | X_OK) != 0) {
+    throw UsageError("--save-input " + dir + " is not writable (" + existing.string() + ": " + std::strerror(errno) +
+                     ")");
+  }
+}
 
 int run(const Args& args) {
   const Source source = resolve_source(args);
   if (!args.save_input.empty()) {
-    std::error_code ec;
-    fs::create_directories(args.save_input, ec);
-    if (!fs::is_directory(args.save_input, ec)) {
-      throw UsageError("--save-input " + args.save_input + " is not a directory that can be created");
-    }
+    check_save_input(args.save_input);
   }
   resnet_edge::ClassifierOptions options;
   options.num_threads = args.threads;
@@ -54,6 +77,12 @@ int run(const Args& args) {
   Reporter reporter(args, classifier);
   const int failures = source.capture ? run_capture(args, classifier, reporter)
                                       : run_images(args, classifier, reporter, source.files);
+  if (g_signal != 0) {  // one line instead of the summary
+    const char* name = sigabbrev_np(g_signal);
+    error_line("stopped by " + (name != nullptr ? "SIG" + std::string(name) : "signal " + std::to_string(g_signal)) +
+               " after " + std::to_string(reporter.frames()) + " frame(s); every frame reported and saved is complete");
+    return 128 + g_signal;
+  }
   reporter.summary();
   return failures > 0 ? 1 : 0;
 }
@@ -68,8 +97,10 @@ int main(int argc, char** argv) {
   if (std::getenv("OPENCV_LOG_LEVEL") == nullptr) {
     cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   }
+  setenv("OPENCV_IO_MAX_IMAGE_PIXELS", kMaxImagePixels, 0);  // before the first decode reads it
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_signal);
   try {
     return run(parse_args(argc, argv));
   } catch (const UsageError& error) {

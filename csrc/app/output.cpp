@@ -83,7 +83,8 @@ void Reporter::summary() const {
 
 namespace {
 
-// NumPy .npy (format 1.0) of a little-endian float32 array.
+// NumPy .npy (format 1.0) of a little-endian float32 array, written to a temporary name and renamed
+// into place: a frame's file is either absent or complete.
 void save_npy(const fs::path& path, const std::vector<float>& data, const std::vector<int>& shape) {
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
   for (int dim : shape) {
@@ -93,15 +94,24 @@ void save_npy(const fs::path& path, const std::vector<float>& data, const std::v
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary);
+  const fs::path partial = path.string() + ".partial";
+  std::ofstream out(partial, std::ios::binary);
   const uint16_t length = static_cast<uint16_t>(header.size());
   out.write("\x93NUMPY\x01\x00", 8);
   const char length_bytes[2] = {static_cast<char>(length & 0xff), static_cast<char>(length >> 8)};
   out.write(length_bytes, 2);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size() * sizeof(float)));
+  out.close();
+  std::error_code ec;
   if (!out) {
-    throw std::runtime_error("cannot write " + path.string());
+    fs::remove(partial, ec);
+    throw std::runtime_error("cannot write " + path.string() + " (disk full or not writable)");
+  }
+  fs::rename(partial, path, ec);
+  if (ec) {
+    fs::remove(partial, ec);
+    throw std::runtime_error("cannot write " + path.string() + " (" + ec.message() + ")");
   }
 }
 
@@ -111,6 +121,10 @@ void maybe_save_input(const Args& args, const resnet_edge::Classifier& classifie
                       const std::vector<float>& input) {
   if (args.save_input.empty()) {
     return;
+  }
+  std::error_code ec;
+  if (!fs::is_directory(args.save_input, ec) && (!fs::create_directories(args.save_input, ec) || ec)) {
+    throw std::runtime_error("cannot create --save-input directory " + args.save_input + " (" + ec.message() + ")");
   }
   char name[32];
   std::snprintf(name, sizeof(name), "frame_%06ld.npy", index);

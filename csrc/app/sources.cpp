@@ -11,7 +11,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -68,6 +71,18 @@ class QuietStderr {
 cv::Mat read_image(const fs::path& path) {
   const QuietStderr quiet;
   return resnet_edge::read_image(path.string());
+}
+
+// Why read_image returned nothing for `path`: the file cannot be opened, or cannot be decoded.
+std::string unreadable_reason(const fs::path& path) {
+  errno = 0;
+  if (FILE* file = std::fopen(path.c_str(), "rb"); file != nullptr) {
+    std::fclose(file);
+    const char* limit = std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS");
+    return std::string("not an image OpenCV can decode, corrupt, or over ") + (limit ? limit : kMaxImagePixels) +
+           " pixels";
+  }
+  return std::strerror(errno);
 }
 
 void warmup(resnet_edge::Classifier& classifier, const cv::Mat& image, int runs) {
@@ -146,7 +161,7 @@ int run_images(const Args& args, resnet_edge::Classifier& classifier, Reporter& 
       }
       cv::Mat image = read_image(path);
       if (image.empty()) {
-        error_line("cannot read image " + path.string() + " (not an image OpenCV can decode, or corrupt)");
+        error_line("cannot read image " + path.string() + " (" + unreadable_reason(path) + ")");
         ++failures;
         continue;
       }

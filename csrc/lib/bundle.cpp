@@ -1,7 +1,5 @@
 #include "bundle.h"
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -74,12 +72,10 @@ Preprocessing read_preprocessing(const json& p, const std::string& where) {
   return pre;
 }
 
-std::vector<std::string> read_labels(const fs::path& path, int num_classes) {
-  std::ifstream in(path);
-  if (!in) {
-    fail("bundle " + path.parent_path().string() + " has no readable labels.txt; rebuild or re-copy it");
-  }
+// labels.txt's lines (the bytes read_bundle read and checked).
+std::vector<std::string> read_labels(const std::string& text, const std::string& path, int num_classes) {
   std::vector<std::string> labels;
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') {
@@ -88,47 +84,13 @@ std::vector<std::string> read_labels(const fs::path& path, int num_classes) {
     labels.push_back(line);
   }
   if (static_cast<int>(labels.size()) != num_classes) {
-    fail(path.string() + " has " + std::to_string(labels.size()) + " labels but the manifest says num_classes " +
+    fail(path + " has " + std::to_string(labels.size()) + " labels but the manifest says num_classes " +
          std::to_string(num_classes) + "; rebuild the bundle");
   }
   return labels;
 }
 
 }  // namespace
-
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    fail("cannot read " + path);
-  }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    fail("OpenSSL cannot compute sha256");
-  }
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const std::streamsize got = in.gcount();
-    if (got > 0 && EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(got)) != 1) {
-      fail("OpenSSL cannot compute sha256");
-    }
-  }
-  if (in.bad()) {
-    fail("error reading " + path);
-  }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1) {
-    fail("OpenSSL cannot compute sha256");
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
 
 namespace {
 
@@ -145,13 +107,18 @@ json read_manifest(const std::string& dir_arg) {
     fail(dir_arg + " is not a bundle (no manifest.json); pass the directory resnet-edge compile wrote", true);
   }
   const std::string where = manifest_path.string();
+  const auto size = fs::file_size(manifest_path, ec);
+  if (!ec && size > kMaxManifestBytes) {
+    fail(where + " is " + std::to_string(size) + " bytes, more than a manifest may have (" +
+         std::to_string(kMaxManifestBytes) + "); rebuild the bundle");
+  }
   json m;
-  std::ifstream in(manifest_path);
-  if (!in) {
-    fail("cannot read " + where);
+  const std::string text = read_file_bytes(where);
+  if (text.size() > kMaxManifestBytes) {  // grew since the size check
+    fail(where + " is larger than a manifest may have; rebuild the bundle");
   }
   try {
-    m = json::parse(in);
+    m = json::parse(text);
   } catch (const json::parse_error& error) {
     std::string what = error.what();
     fail(where + " is not valid JSON (" + what.substr(0, 160) + "); rebuild the bundle");
@@ -211,31 +178,17 @@ void read_input_and_requirements(BundleInfo& info, const std::string& where) {
   }
 }
 
-// Every artifact listed in files and, with `verify`, every file present with its sha256.
-void check_files(const BundleInfo& info, const std::string& where, bool verify) {
-  const auto files = get_as<std::map<std::string, std::string>>(info.manifest["files"], "files");
-  for (const auto& [role, name] : info.artifacts) {
-    if (files.find(name) == files.end()) {
-      fail(where + ": artifact " + name + " (" + role + ") is not listed in files; rebuild the bundle");
-    }
-  }
-  if (!verify) {
-    return;
-  }
-  std::error_code ec;
-  for (const auto& [name, digest] : files) {
-    const fs::path file = fs::path(info.dir) / name;
-    if (!fs::is_regular_file(file, ec)) {
-      fail("bundle " + info.dir + " is incomplete: " + name + " is missing; rebuild or re-copy it");
-    }
-    if (sha256_file(file.string()) != digest) {
-      fail("bundle " + info.dir + ": " + name +
-           " does not match its sha256 in the manifest (corrupt or edited); rebuild or re-copy it");
-    }
-  }
-}
-
 }  // namespace
+
+// The TorchScript module of a TensorRT bundle (manifest tensorrt.formats.torchscript), or "".
+std::string tensorrt_torchscript(const json& m) {
+  if (m.contains("tensorrt") && m["tensorrt"].is_object() && m["tensorrt"].contains("formats") &&
+      m["tensorrt"]["formats"].is_object() && m["tensorrt"]["formats"].contains("torchscript") &&
+      m["tensorrt"]["formats"]["torchscript"].is_string()) {
+    return m["tensorrt"]["formats"]["torchscript"].get<std::string>();
+  }
+  return "";
+}
 
 BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
   BundleInfo info;
@@ -257,8 +210,12 @@ BundleInfo read_bundle(const std::string& dir_arg, bool verify_files) {
     fail(where + ": artifacts has no model; rebuild the bundle");
   }
   read_input_and_requirements(info, where);
-  check_files(info, where, verify_files);
-  info.labels = read_labels(fs::path(dir_arg) / "labels.txt", info.num_classes);
+  std::vector<std::string> extra;
+  if (const std::string ts = tensorrt_torchscript(m); !ts.empty()) {
+    extra.push_back(ts);
+  }
+  read_and_check_files(info, where, verify_files, extra);
+  info.labels = read_labels(take_file(info, "labels.txt"), (fs::path(dir_arg) / "labels.txt").string(), info.num_classes);
   return info;
 }
 

@@ -1,5 +1,9 @@
 // Internal: reading and checking a bundle directory (manifest.json, labels.txt, file hashes).
 // No libtorch here. The schema is docs/bundle-manifest.md.
+//
+// Every file the Classifier uses (the artifacts and labels.txt) is read ONCE into memory, hashed
+// from those bytes and used from them: a file that changes on disk after the check cannot change
+// what runs (no time-of-check/time-of-use gap).
 #pragma once
 
 #include "resnet_edge/classifier.h"
@@ -27,13 +31,34 @@ struct BundleInfo {
   std::map<std::string, std::string> artifacts;  // role -> file name
   std::string requires_device = "any";           // any | cuda
   bool requires_fused_ops = false;
+  // File name -> its bytes, read once (and, with verify_files, checked against the manifest's
+  // sha256): every artifact and labels.txt. The runners load the model from these bytes.
+  std::map<std::string, std::string> contents;
 };
+
+// Largest manifest.json read (a manifest is a few kB; 1000 class names about 30 kB).
+constexpr std::uintmax_t kMaxManifestBytes = 16u << 20;
 
 // Read and check `dir`'s manifest (schema version, required keys, shapes), labels.txt and, with
 // `verify_files`, every file's sha256. Throws resnet_edge::Error with one line.
 BundleInfo read_bundle(const std::string& dir, bool verify_files);
 
-// Lower-case hex sha256 of a file's bytes.
-std::string sha256_file(const std::string& path);
+// The TorchScript module of a TensorRT bundle (manifest tensorrt.formats.torchscript), or "".
+std::string tensorrt_torchscript(const nlohmann::json& manifest);
+
+// Lower-case hex sha256 of `bytes`.
+std::string sha256_hex(const std::string& bytes);
+
+// A file's bytes in one read; Error (one line) when it cannot be read.
+std::string read_file_bytes(const std::string& path);
+
+// The bytes of the bundle's file `name` read by read_bundle, moved out (the runners own them
+// from then on); Error when read_bundle did not read it.
+std::string take_file(BundleInfo& info, const std::string& name);
+
+// Every listed file present and, with `verify`, matching its sha256; the artifacts and labels.txt
+// (and `extra` names) kept in info.contents. bundle_files.cpp.
+void read_and_check_files(BundleInfo& info, const std::string& where, bool verify,
+                          const std::vector<std::string>& extra);
 
 }  // namespace resnet_edge

@@ -8,6 +8,7 @@
 //   CMYK JPEG       -> OpenCV's conversion (Adobe polarity), which images.py reproduces
 //   EXIF orientation-> applied to JPEG and PNG files (the formats both decoders read it from),
 //                      ignored elsewhere
+//   truncated JPEG  -> refused (an empty Mat), as Pillow refuses it
 //
 // cv::imread(IMREAD_COLOR | IMREAD_ANYDEPTH) already expands palettes, replicates grey and strips
 // alpha inside libpng, keeping 16-bit samples as CV_16U; the scaling to 8 bits is done here,
@@ -23,6 +24,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace resnet_edge {
@@ -42,6 +44,13 @@ cv::Mat scale16(const cv::Mat& image) {
   return out;
 }
 
+bool is_jpeg(const std::string& path) {
+  unsigned char head[3] = {};
+  std::ifstream file(path, std::ios::binary);
+  file.read(reinterpret_cast<char*>(head), sizeof(head));
+  return file.gcount() == 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF;
+}
+
 // JPEG (FF D8 FF) and PNG files: the formats whose EXIF orientation both sides apply.
 bool orientation_applies(const std::string& path) {
   unsigned char head[8] = {};
@@ -52,6 +61,18 @@ bool orientation_applies(const std::string& path) {
   const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   const bool is_png = got == 8 && std::equal(head, head + 8, png);
   return jpeg || is_png;
+}
+
+// A JPEG whose last scan (the last SOS marker, FF DA) has no end-of-image marker (FF D9) after it:
+// cut short. libjpeg decodes such a file with grey filling the missing part and only a warning;
+// Pillow refuses it ("image file is truncated"), and so does read_image. Inside entropy-coded data
+// an FF byte is followed by 00 or a restart marker only, so neither marker can appear by accident
+// there; an EXIF thumbnail's own markers come before the main image's scans.
+bool jpeg_truncated(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const size_t scan = bytes.rfind("\xFF\xDA");
+  return scan != std::string::npos && bytes.find("\xFF\xD9", scan) == std::string::npos;
 }
 
 }  // namespace
@@ -83,11 +104,21 @@ cv::Mat to_bgr8(const cv::Mat& image) {
 }
 
 cv::Mat read_image(const std::string& path) {
+  if (is_jpeg(path) && jpeg_truncated(path)) {
+    return {};
+  }
   const int orientation = orientation_applies(path) ? 0 : cv::IMREAD_IGNORE_ORIENTATION;
-  cv::Mat image = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH | orientation);
-  if (!image.empty() && image.depth() != CV_8U && image.depth() != CV_16U) {
-    // Float or 32-bit files (EXR, HDR, TIFF): OpenCV's own 8-bit conversion; outside the rule.
-    image = cv::imread(path, cv::IMREAD_COLOR | orientation);
+  cv::Mat image;
+  try {
+    image = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH | orientation);
+    if (!image.empty() && image.depth() != CV_8U && image.depth() != CV_16U) {
+      // Float or 32-bit files (EXR, HDR, TIFF): OpenCV's own 8-bit conversion; outside the rule.
+      image = cv::imread(path, cv::IMREAD_COLOR | orientation);
+    }
+  } catch (const cv::Exception&) {
+    // imread throws (rather than returning nothing) for an image over OPENCV_IO_MAX_IMAGE_PIXELS,
+    // i.e. a decompression bomb, before allocating it.
+    return {};
   }
   return image.empty() ? image : to_bgr8(image);
 }

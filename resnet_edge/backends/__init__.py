@@ -60,6 +60,7 @@ _REGISTRY: dict[str, str] = {
     "tensorrt": "resnet_edge.backends.tensorrt:TensorRTBackend",
     "onnxruntime": "resnet_edge.backends.onnxruntime:OnnxRuntimeBackend",
     "torchscript": "resnet_edge.backends.torchscript:TorchScriptBackend",
+    "openvino": "resnet_edge.backends.openvino:OpenVinoBackend",
 }
 
 # Backends that are planned but not in this build: name -> what to do instead.

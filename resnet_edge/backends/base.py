@@ -50,6 +50,9 @@ class QuantOptions:
     per_channel_weights: bool = True
     quantize_residual: bool = True  # quantize the shortcut input of each residual add
     keep_float: tuple[str, ...] = ()  # layers kept out of INT8 (the ``--max-top1-drop`` plan)
+    # Stored activation ranges (a bundle's ``calibration-cache.json``): quantize with exactly these, no
+    # calibration run (``retarget``). Only backends with ``takes_ranges`` accept it.
+    ranges_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,18 @@ class CalibrationData:
         return iter(self.batches())
 
 
+def check_ranges_support(backend: "Backend", config: "BuildConfig") -> None:
+    """Refuse stored ranges (``QuantOptions.ranges_file``) for a backend that cannot build from them, or for
+    a build that is not INT8."""
+    if config.quantization.ranges_file is None:
+        return
+    if config.precision != "int8":
+        raise UsageError(f"stored calibration ranges are for INT8 builds, not {config.precision}")
+    if not backend.takes_ranges:
+        raise UsageError(f"the {backend.name} backend cannot build INT8 from stored ONNX calibration ranges; "
+                         f"choose a backend that can (onnxruntime, openvino) or compile with calibration images")
+
+
 @dataclass
 class BuildConfig:
     """Everything a backend's ``build`` needs besides the model; filled in and checked by ``compile``."""
@@ -148,6 +163,7 @@ class Backend:
     precisions: tuple[str, ...] = ()
     targets: tuple[str, ...] = TARGETS
     can_fuse: bool = False  # whether the artifact can hold resnet_edge:: fused ops
+    takes_ranges: bool = False  # whether INT8 builds honour ``QuantOptions.ranges_file`` (ONNX tensor ranges)
     options_type: type[BackendOptions] = BackendOptions  # this backend's own options
     default_batch: BatchSpec = BatchSpec(1, 1, 64)  # when neither --batch nor --dynamic-batch is given
 
@@ -172,6 +188,7 @@ class Backend:
             raise UsageError(f"the {self.name} backend does not build for --target {config.target}; choose one of: {', '.join(self.targets)}")
         if config.fused and not self.can_fuse:
             raise UsageError(f"the {self.name} backend cannot hold the fused resnet_edge ops; pass --no-fused")
+        check_ranges_support(self, config)
 
     def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
         """Compile ``model`` (FP32, eval mode, on the CPU, unfused) into files under ``out_dir``."""
@@ -198,3 +215,22 @@ class Backend:
         host without the target hardware sees the accuracy the engine will have. None when not offered."""
         return None
 
+    def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
+                    simulated: bool = False) -> Callable[[torch.Tensor], dict[str, torch.Tensor]] | None:
+        """For ``diagnose``: a callable NCHW float32 CPU batch -> ``{block: float32 CPU tensor}``, the output
+        of each residual block (``blocks``: module names such as ``layer2.1``) as the artifact computes it
+        (``simulated``: as ``simulator`` computes it). None when the backend cannot expose them."""
+        return None
+
+    def foreign_predictor(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
+        """A CPU predictor running *another* backend's bundle artifact in this runtime (e.g. that bundle's
+        ONNX model under OpenVINO), for ``bench`` to compare runtimes on the same model. None when this
+        runtime cannot read it (the default)."""
+        return None
+
+    def profile_blocks(self, bundle_dir: Path, manifest: dict, blocks: list[str], batch: torch.Tensor, iters: int,
+                       device: str = "auto") -> dict[str, float] | None:
+        """For ``bench --profile``: mean milliseconds per run of each row (a residual block such as
+        ``layer2.1`` from ``blocks``, or a top-level module such as ``conv1``/``fc``), from this runtime's
+        own profiler over ``iters`` runs of ``batch``; in execution order. None when not supported."""
+        return None

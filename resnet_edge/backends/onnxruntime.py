@@ -18,6 +18,7 @@ import io
 import logging
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from torch import nn
 from ..core.errors import CheckFailed, UsageError
 from ..fuse.fold import fold_batchnorm
 from ..quantize import ort_calibrate
+from . import probes, profiling
 from .base import Backend, BuildConfig, BuildResult, Predictor
 
 log = logging.getLogger(__name__)
@@ -80,21 +82,52 @@ def _float16_converter():
     return convert_float_to_float16
 
 
-def _session(path: Path, providers: list[str], optimize: bool = True):
+@dataclass(frozen=True)
+class SessionSettings:
+    """The ONNX Runtime session options a bundle is run with, explicit so a benchmark can vary them.
+
+    ``intra_op_threads`` None: ``torch.get_num_threads()``. ``allow_spinning``: worker threads
+    busy-wait for the next op (lower latency alone; steals cores from other runtimes in the same
+    process). ``optimization``: ``all`` | ``extended`` | ``basic`` | ``disabled`` (graph optimisation
+    level; ``disabled`` is the INT8 simulator: every Q/DQ runs as written).
+    """
+
+    intra_op_threads: int | None = None
+    allow_spinning: bool = True
+    optimization: str = "all"
+
+
+DEFAULT_SESSION = SessionSettings()
+SIMULATOR_SESSION = SessionSettings(optimization="disabled")
+_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disabled": "ORT_DISABLE_ALL"}
+
+
+def session_options(settings: SessionSettings = DEFAULT_SESSION):
+    """``onnxruntime.SessionOptions`` for ``settings``."""
     ort = _ort()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = settings.intra_op_threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    if not optimize:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[settings.optimization])
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
+    return options
+
+
+def _session(path: Path, providers: list[str], settings: SessionSettings = DEFAULT_SESSION):
+    ort = _ort()
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        return ort.InferenceSession(str(path), session_options(settings), providers=providers)
     except Exception as error:  # ORT raises its own exception types for bad or too-new models
         raise CheckFailed(
             f"ONNX Runtime {ort.__version__} cannot load {path} ({str(error).splitlines()[0][:200]}); "
             f"rebuild the bundle with this ONNX Runtime or install the version in its manifest"
         ) from None
+
+
+def load_file(path: Path, input_name: str, output_name: str, settings: SessionSettings = DEFAULT_SESSION) -> "OrtPredictor":
+    """A CPU ``OrtPredictor`` for the ONNX file at ``path`` with explicit session ``settings`` (benchmarks)."""
+    return OrtPredictor(_session(Path(path), ["CPUExecutionProvider"], settings), input_name, output_name)
 
 
 class OrtPredictor:
@@ -131,20 +164,11 @@ def _save_float16(fp32_path: Path, out_path: Path) -> None:
 
 def _quantize(fp32_path: Path, out_dir: Path, config: BuildConfig, work_dir: Path) -> dict:
     """Calibrate and Q/DQ-annotate the FP32 graph into ``out_dir``; the manifest's ``quantization``."""
-    calibration = config.calibration
     placement = ort_calibrate.placement_for_target(config.target)
-    log.info(f"quantizing to INT8 Q/DQ, {placement} placement, {calibration.method} calibration")
-    result = ort_calibrate.quantize_model(
-        fp32_path,
-        out_dir / MODEL_FILE,
-        calibration,
-        calibration.method,
-        placement,
-        work_dir,
-        keep_float=config.quantization.keep_float,
-    )
-    ort_calibrate.write_range_cache(result.ranges, calibration.method, out_dir / CACHE_FILE)
-    return result.manifest()
+    return ort_calibrate.quantize_and_store(
+        fp32_path, out_dir / MODEL_FILE, out_dir / CACHE_FILE, config.calibration, placement, work_dir,
+        keep_float=config.quantization.keep_float, ranges_file=config.quantization.ranges_file,
+    )  # fmt: skip
 
 
 def _onnx_section(path: Path, config: BuildConfig) -> dict:
@@ -164,6 +188,7 @@ class OnnxRuntimeBackend(Backend):
     display_name = "ONNX Runtime"
     precisions = ("fp32", "fp16", "int8")
     can_fuse = False  # the fused resnet_edge:: ops are PyTorch ops, not ONNX ones
+    takes_ranges = True  # INT8 from a bundle's stored ranges (``QuantOptions.ranges_file``: retarget)
 
     def available(self) -> tuple[bool, str]:
         missing = [name for name in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(name) is None]
@@ -219,5 +244,38 @@ class OnnxRuntimeBackend(Backend):
         if manifest.get("precision") != "int8":
             return None
         path = Path(bundle_dir) / manifest["artifacts"]["model"]
-        session = _session(path, ["CPUExecutionProvider"], optimize=False)
+        session = _session(path, ["CPUExecutionProvider"], SIMULATOR_SESSION)
         return OrtPredictor(session, manifest["input"]["name"], manifest["output"]["name"])
+
+    def foreign_predictor(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
+        """Another backend's ONNX file (its ``model``, or the Q/DQ ONNX an IR was converted from) under ONNX Runtime on the CPU."""
+        if manifest.get("backend") == self.name or not self.available()[0]:
+            return None
+        artifacts = manifest.get("artifacts") or {}
+        onnx_file = next((name for role, name in artifacts.items() if name.endswith(".onnx") and role != "calibration_set"), None)
+        if onnx_file is None:
+            return None
+        return load_file(Path(bundle_dir) / onnx_file, manifest["input"]["name"], manifest["output"]["name"])
+
+    def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
+                    simulated: bool = False):
+        """The artifact's graph with each block's output added as a graph output (``probes.ort_probe``),
+        run as ``load`` runs it, or with ``simulated`` as ``simulator`` does (INT8 only)."""
+        if simulated and manifest.get("precision") != "int8":
+            return None
+        providers = ["CPUExecutionProvider"] if simulated else self._providers(manifest, str(device))
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        return probes.ort_probe(path, manifest, blocks, lambda probe: _session(probe, providers, SIMULATOR_SESSION if simulated else DEFAULT_SESSION))
+
+    def profile_blocks(self, bundle_dir: Path, manifest: dict, blocks: list[str], batch: torch.Tensor, iters: int,
+                       device: str = "auto") -> dict[str, float] | None:
+        """ONNX Runtime's own profiler (``SessionOptions.enable_profiling``), kernels mapped to blocks by ``profiling``."""
+        providers = self._providers(manifest, str(device))
+
+        def open_profiled(path: Path, prefix: str):
+            options = session_options(DEFAULT_SESSION)
+            options.enable_profiling, options.profile_file_prefix = True, prefix
+            return _ort().InferenceSession(str(path), options, providers=providers)
+
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        return profiling.ort_profile(path, blocks, open_profiled, manifest["input"]["name"], batch, iters)

@@ -20,6 +20,7 @@ from ..core.errors import CheckFailed, UsageError
 from ..fuse import fuse_model
 from ..fuse.fold import fold_batchnorm
 from ..ops import fused_ops_status
+from . import probes, profiling
 from .base import Backend, BuildConfig, BuildResult, CallablePredictor, Predictor
 from .common import FloatIO
 
@@ -119,3 +120,17 @@ class TorchScriptBackend(Backend):
                 return module(batch.to(run_on, torch.float32)).float().cpu()
 
         return CallablePredictor(predict, run_on, module)
+
+    def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
+                    simulated: bool = False):
+        """The loaded module's frozen graph, copied to also return each block's output (no simulator)."""
+        if simulated:
+            return None
+        predictor = self.load(bundle_dir, manifest, device)
+        return probes.torchscript_probe(predictor.module, blocks, predictor.device)
+
+    def profile_blocks(self, bundle_dir: Path, manifest: dict, blocks: list[str], batch: torch.Tensor, iters: int,
+                       device: str = "auto") -> dict[str, float] | None:
+        """torch.profiler over the loaded module, its ops cut at the block outputs (``profiling``)."""
+        predictor = self.load(bundle_dir, manifest, device)
+        return profiling.torchscript_profile(predictor.module, predictor.device, blocks, batch, iters)

@@ -155,4 +155,15 @@ def load(path: Path, device: str = "auto", verify: bool = True) -> Bundle:
     if not ok:
         raise CheckFailed(f"bundle {path} needs the {backend.name} backend, which is not usable here: {reason}")
     predictor = backend.load(path, manifest, device)
+    if verify:
+        _verify_unchanged(path, manifest)
     return Bundle(path, manifest, backend, predictor)
+
+
+def _verify_unchanged(path: Path, manifest: dict) -> None:
+    """Check the files again once the backend has read them: a file replaced between the first check
+    and the load (a copy still in progress, a concurrent rebuild) would otherwise run unverified."""
+    try:
+        verify_files(path, manifest)
+    except CheckFailed as error:
+        raise CheckFailed(f"bundle {path} changed while it was being loaded ({error}); load it again once it is complete") from None

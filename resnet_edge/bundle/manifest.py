@@ -15,6 +15,7 @@ from ..core.io import file_sha256, json_text
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.txt"
+MAX_MANIFEST_BYTES = 16 << 20  # a real one is a few KB (plus a copy of a calibration set's entries)
 
 REQUIRED_KEYS = (
     "schema_version",
@@ -82,6 +83,9 @@ def read_manifest(path: Path) -> dict:
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         raise UsageError(f"{path} is not a bundle (no {MANIFEST_NAME}); pass the directory resnet-edge compile wrote")
+    size = manifest_path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise CheckFailed(f"{manifest_path} is {size / 1e6:.0f} MB, more than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB); rebuild the bundle")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -99,7 +103,20 @@ def read_manifest(path: Path) -> dict:
     absent = [key for key in REQUIRED_KEYS if key not in manifest]
     if absent:
         raise CheckFailed(f"{manifest_path} lacks {', '.join(absent)}; rebuild the bundle")
+    _check_types(manifest_path, manifest)
     return manifest
+
+
+_KEY_TYPES = {"files": dict, "artifacts": dict, "classes": list, "preprocessing": dict, "input": dict, "reference": dict}
+
+
+def _check_types(manifest_path: Path, manifest: dict) -> None:
+    """Refuse a manifest whose main fields have the wrong JSON type (a hand edit, a damaged copy)."""
+    for key, kind in _KEY_TYPES.items():
+        if not isinstance(manifest[key], kind):
+            raise CheckFailed(f"{manifest_path}: {key!r} is not a JSON {'object' if kind is dict else 'array'}; rebuild the bundle")
+    if not all(isinstance(name, str) and isinstance(digest, str) for name, digest in manifest["files"].items()):
+        raise CheckFailed(f"{manifest_path}: 'files' must map names to sha256 strings; rebuild the bundle")
 
 
 def verify_files(path: Path, manifest: dict) -> None:
@@ -125,7 +142,7 @@ def check_host(path: Path, manifest: dict) -> None:
         gpu = hostinfo.gpu_info()
         if gpu is None:
             raise CheckFailed(f"bundle {path} needs a CUDA GPU ({_gpu_text(wanted_gpu or built_on)}) and this host has none")
-        if wanted_gpu and wanted_gpu.get("compute_capability") != gpu["compute_capability"]:
+        if wanted_gpu and not _gpu_fits(wanted_gpu, gpu):
             raise CheckFailed(
                 f"bundle {path} was built for {_gpu_text(wanted_gpu)} and this host has {_gpu_text(gpu)}; "
                 f"TensorRT engines only run on the GPU they were built for: rebuild it here with resnet-edge compile"
@@ -145,6 +162,13 @@ def check_host(path: Path, manifest: dict) -> None:
                 f"bundle {path} uses the resnet_edge fused ops, which cannot be loaded here ({reason}); "
                 f"build the extension (pip install -e .) or rebuild the bundle with --no-fused"
             )
+
+
+def _gpu_fits(wanted: dict, gpu: dict) -> bool:
+    """The same compute capability, or, for a hardware-compatible engine, any Ampere or newer GPU."""
+    if wanted.get("hardware_compatible"):
+        return tuple(int(part) for part in gpu["compute_capability"].split(".")) >= (8, 0)
+    return wanted.get("compute_capability") == gpu["compute_capability"]
 
 
 def _gpu_text(gpu: dict | None) -> str:

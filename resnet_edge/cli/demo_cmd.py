@@ -35,7 +35,7 @@ def demo(out: str, epochs: int) -> None:
     started = time.perf_counter()
     _run_step(
         "train",
-        ["train", "--arch", DEMO_ARCH, "--data", DEMO_DATA, "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--out", str(run_dir)],
+        ["train", "--arch", DEMO_ARCH, "--data", DEMO_DATA, "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--out", str(run_dir), "--force"],
     )
     bundle = root / "bundle"
     with as_file(DEMO_CALIB_SET) as calib_set:  # a real file even when the package is zipped

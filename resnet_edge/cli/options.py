@@ -45,7 +45,10 @@ def calibration_options(data_help: str):
             click.option("--calib-images", type=int, metavar="N",
                          help=f"How many calibration images. Default: {defaults.CALIB_IMAGES} from --calib-data, the whole --calib-set."),
             click.option("--calib-method", default=defaults.CALIB_METHOD, show_default=True,
-                         type=click.Choice(defaults.CALIBRATION_METHODS), help="How activation ranges are chosen."),
+                         type=click.Choice(defaults.CALIBRATION_METHODS),
+                         help="How activation ranges are chosen. auto: every rule (max, percentile 99.9/99.99/99.999, "
+                              "mse, entropy) from one statistics pass, scored on held-out calibration images by "
+                              "top-1 agreement and KL against FP32 with the target's INT8 simulator; the best is kept."),
         )):  # fmt: skip
             function = option(function)
         return function
@@ -91,3 +94,20 @@ def _flag_for(ctx: click.Context, name: str, value) -> str:
         if param.name == name and getattr(param, "flag_value", None) == value:
             return param.opts[0]
     return f"--{value}"
+
+
+def class_map_options(data_flag: str = "--data"):
+    """``--class-map FILE`` and ``--by-index``: how the labels of ``data_flag`` match the model's classes
+    when their names differ (``resnet_edge.data.classmap``)."""
+
+    def decorate(function):
+        function = click.option(
+            "--by-index", is_flag=True,
+            help=f"Match {data_flag}'s labels to the model's classes by position, whatever their names.",
+        )(function)
+        return click.option(
+            "--class-map", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+            help=f"Match {data_flag}'s class names to the model's: JSON {{\"data name\": \"model name\"}} or two columns per line.",
+        )(function)
+
+    return decorate

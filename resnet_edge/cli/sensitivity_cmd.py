@@ -7,13 +7,14 @@ import click
 from ..core import defaults
 from ..pipelines.sensitivity import SensitivityOptions, run_sensitivity
 from ..reports.sensitivity import format_table
-from .options import arch_option, calibration_options, command_line, device_option, report_option, weights_option
+from .options import arch_option, calibration_options, class_map_options, command_line, device_option, report_option, weights_option
 
 
 @click.command()
 @arch_option("Registry name, e.g. resnet50 or resnet20.")
 @weights_option()
 @click.option("--data", required=True, metavar="SPEC", help="Validation images (its val split): DIR, cifar10:DIR or shapes[:N].")
+@class_map_options("--data (and the calibration set)")
 @calibration_options("Calibration images, drawn as compile draws them (train split, fixed seed).")
 @click.option("--val-images", type=int, metavar="N", help="Use only the first N validation images.")
 @click.option("--mode", default=defaults.SENSITIVITY_MODE, show_default=True, type=click.Choice(defaults.SENSITIVITY_MODES), help="only: quantize one layer at a time; revert: keep one layer in float in an INT8 model; both.")

@@ -37,6 +37,7 @@ def _log_to_stdout() -> None:
 @device_option("Where to train: auto is the GPU when one is visible.")
 @click.option("--seed", default=defaults.SEED, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pth.")
+@click.option("--force", is_flag=True, help="Start a new run over an earlier one's checkpoints in --out (replaced as epochs finish).")
 def train(**options) -> None:
     """Train a ResNet with the paper's recipe (SGD 0.9, wd 1e-4, lr 0.1 / 10 at milestones).
 

@@ -11,12 +11,13 @@ from ..core.errors import CheckFailed
 from ..core.io import write_atomic
 from ..pipelines.validate import ValidateOptions, validate_bundle
 from ..reports.validate import failure_message, format_table, junit_xml
-from .options import command_line, device_option, report_option
+from .options import class_map_options, command_line, device_option, report_option
 
 
 @click.command()
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--data", required=True, metavar="SPEC", help="Validation images: DIR, cifar10:DIR or shapes[:N] (its val split).")
+@class_map_options()
 @click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), metavar="WEIGHTS", help="FP32 weights to compare with. Default: the ones the manifest names.")
 @click.option("--max-top1-drop", default=defaults.MAX_TOP1_DROP, show_default=True, type=float, metavar="PTS", help="Largest allowed top-1 drop, in percentage points.")
 @click.option("--min-agreement", default=defaults.MIN_AGREEMENT, show_default=True, type=float, metavar="FRAC", help="Smallest allowed top-1 agreement with the FP32 reference (0.99 = 99 %).")
@@ -34,7 +35,9 @@ def validate(bundle_dir: Path, **options) -> None:
     """Check a compiled BUNDLE against its FP32 reference on validation images.
 
     Prints top-1/top-5 of both, the top-1 drop and agreement, logit error, cosine similarity and KL
-    divergence. Exit 0 when every threshold holds, 1 when one fails, 2 for usage errors.
+    divergence. The data's labels are matched to the bundle's classes by name (any folder order);
+    other names are refused unless --class-map or --by-index says how to match them.
+    Exit 0 when every threshold holds, 1 when one fails, 2 for usage errors.
     """
     command = command_line(click.get_current_context())
     result = validate_bundle(ValidateOptions(bundle=bundle_dir, command=command, **options))

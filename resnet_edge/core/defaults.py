@@ -13,8 +13,10 @@ BACKEND = "auto"
 DEVICE = "auto"
 
 # INT8 calibration.
-CALIBRATION_METHODS = ("entropy", "max", "percentile", "mse")
-CALIB_METHOD = "entropy"
+# "auto" scores every range rule on held-out calibration images and keeps the best (quantize/auto.py);
+# the others are the range rules themselves (quantize/ranges.py: RANGE_METHODS).
+CALIBRATION_METHODS = ("auto", "entropy", "max", "percentile", "mse")
+CALIB_METHOD = "auto"
 CALIB_IMAGES = 512
 CALIB_SEED = 0
 CALIB_SPLIT = "train"
@@ -53,3 +55,8 @@ SEED = 0
 # demo.
 DEMO_OUT = "runs/demo"
 DEMO_EPOCHS = 12
+
+# diagnose.
+DIAGNOSE_IMAGES = 64
+DIAGNOSE_MIN_SQNR = 20.0  # dB: a block output whose noise is above a tenth of its amplitude has diverged
+DIAGNOSE_MAX_SQNR_DROP = 6.0  # dB: ... or whose SQNR fell this much (noise doubled) since the previous block

@@ -139,3 +139,37 @@ def describe_host() -> str:
     gpu = gpu_info()
     gpu_text = f"{gpu['name']} (sm {gpu['compute_capability']})" if gpu else "no GPU"
     return f"{cpu_model()}, {os.cpu_count()} cores, {gpu_text}"
+
+
+# ------------------------------------------------- read under a root path (recorded trees in tests)
+
+
+def read_text(root: Path | str, path: str) -> str | None:
+    """The stripped text of ``root/path`` (NULs dropped, as in device-tree files), or None."""
+    try:
+        return (Path(root) / path.lstrip("/")).read_bytes().decode(errors="ignore").replace("\x00", "").strip()
+    except OSError:
+        return None
+
+
+def device_tree_model(root: Path | str = "/") -> str | None:
+    """The board's model string (``NVIDIA Jetson Orin Nano Developer Kit``) from the device tree, or None."""
+    for path in ("proc/device-tree/model", "sys/firmware/devicetree/base/model"):
+        text = read_text(root, path)
+        if text:
+            return text
+    return None
+
+
+def l4t_release(root: Path | str = "/") -> str | None:
+    """The L4T release from ``/etc/nv_tegra_release`` (``# R36 (release), REVISION: 4.3, ...`` -> ``36.4.3``), or None."""
+    text = read_text(root, "etc/nv_tegra_release")
+    if not text:
+        return None
+    first = text.splitlines()[0]
+    try:
+        major = first.split("R", 1)[1].split()[0]
+        revision = first.split("REVISION:", 1)[1].split(",")[0].strip()
+    except IndexError:
+        return None
+    return f"{major}.{revision}"

@@ -9,6 +9,7 @@ destination is left as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -33,16 +34,32 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Parents are created. The temporary file gets the permissions a plain ``open`` would give.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _writable(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         yield Path(temporary)
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.filename is None:  # a failed write() names no file; the user needs to know which
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """Turn a permission error creating a file or directory beside ``path`` into a one-line ``UsageError``."""
+    try:
+        yield
+    except PermissionError as error:
+        where = Path(error.filename).parent if error.filename else path.parent
+        raise UsageError(f"{path}: cannot write to {where} (permission denied); choose another path") from None
 
 
 def write_atomic(path: Path, data: bytes | str) -> Path:
@@ -118,23 +135,38 @@ def staging_dir(out: Path) -> Iterator[Path]:
     On any exception the directory, and any parents this call created, are removed. Moving it into
     place is the caller's job (``replace_dir``), done inside the block.
     """
-    created = make_parents(out.parent)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    with _writable(out):
+        created = make_parents(out.parent)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary directory
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for directory in reversed(created):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+    except OSError as error:
+        _remove(tmp, created)
+        if error.filename is None:  # a failed write() names no file; the user needs to know which
+            raise OSError(error.errno, error.strerror, str(out)) from None
         raise
+    except BaseException:
+        _remove(tmp, created)
+        raise
+
+
+def _remove(tmp: Path, created: list[Path]) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+    for directory in reversed(created):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def replace_dir(tmp: Path, out: Path) -> None:
     """Rename ``tmp`` to ``out``; an existing ``out`` is swapped out and removed only once ``tmp`` is in."""
     if not out.exists():
-        os.rename(tmp, out)
+        try:
+            os.rename(tmp, out)
+        except OSError as error:  # another process put a directory there since we looked
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out") from None
         return
     old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
     old.rmdir()

@@ -23,6 +23,12 @@ def _raise(signum, _frame) -> None:
 
 
 def install() -> None:
-    """Turn SIGTERM and SIGHUP into ``Terminated`` in this (main) process."""
+    """Turn SIGTERM and SIGHUP into ``Terminated`` in this (main) process, and ignore SIGXFSZ.
+
+    With SIGXFSZ ignored, a write past ``ulimit -f`` fails with ``OSError(EFBIG)`` instead of killing
+    the process, so the temporary file is removed and the error reported like a full disk.
+    """
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

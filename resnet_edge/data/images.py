@@ -102,5 +102,7 @@ def load_rgb(path: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             return decode_rgb(image, str(path))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+    except Image.DecompressionBombError as error:
+        raise UsageError(f"image {path} is too large to decode ({error}); resize or remove the file") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as error:
         raise UsageError(f"cannot read image {path} ({error}); remove or replace the file") from None

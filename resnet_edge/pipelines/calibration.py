@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..backends import CalibrationData
 from ..core import defaults
 from ..data import eval_transform
+from ..data.classmap import ClassMap, generic_names, map_classes
 from ..quantize.calibset import CalibSet, load_calibset, make_calibset
 from ..weights import LoadedWeights
 
@@ -39,17 +40,28 @@ def loader(dataset: Dataset, batch_size: int = LOADER_BATCH) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
 
 
-def _warn_about_coverage(calibset: CalibSet, images: list[dict], loaded: LoadedWeights) -> list[str]:
-    """The model's classes without a calibration image (warned about); [] when the classes differ."""
-    set_classes = calibset.classes
-    if set_classes != list(loaded.classes):
+def _class_map(calibset: CalibSet, loaded: LoadedWeights, class_map: Path | None, by_index: bool) -> ClassMap | None:
+    """The set's classes matched to the model's by name (``data.classmap``: other names are a
+    ``UsageError`` unless ``class_map``/``by_index`` say how); None, warned about, when the model has
+    no class names (``0..N-1``) and another number of classes than the set."""
+    set_classes, model_classes = calibset.classes, list(loaded.classes)
+    if class_map is None and not by_index and generic_names(model_classes) and len(set_classes) != len(model_classes):
         log.warning(
-            f"the calibration data's {len(set_classes)} classes are not the model's {len(loaded.classes)} classes; "
+            f"the calibration data's {len(set_classes)} classes are not the model's {len(model_classes)} classes; "
             f"calibrate with images from the data the model was trained on"
         )
+        return None
+    return map_classes(model_classes, set_classes, class_map=class_map, by_index=by_index, flag="the calibration set")
+
+
+def _warn_about_coverage(calibset: CalibSet, images: list[dict], loaded: LoadedWeights, matched: ClassMap | None) -> list[str]:
+    """The model's classes without a calibration image (warned about); [] when the classes differ."""
+    if matched is None:
         return []
-    used = {entry.get("class", set_classes[entry["label"]] if "label" in entry else None) for entry in images}
-    missing = [name for name in set_classes if name not in used]
+    set_classes, model_classes = calibset.classes, list(loaded.classes)
+    used_names = {entry.get("class", set_classes[entry["label"]] if "label" in entry else None) for entry in images}
+    used = {model_classes[matched.indices[set_classes.index(name)]] for name in used_names if name in set_classes}
+    missing = [name for name in model_classes if name not in used]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         log.warning(f"{len(missing)} of {len(set_classes)} classes have no calibration image ({shown}); "
@@ -64,8 +76,11 @@ def prepare_calibration(
     calib_images: int | None = None,
     method: str = defaults.CALIB_METHOD,
     seed: int = defaults.CALIB_SEED,
+    class_map: Path | None = None,
+    by_index: bool = False,
 ) -> PreparedCalibration:
-    """Load ``calib_set`` (or draw from ``calib_data``), verify its images and warn about coverage."""
+    """Load ``calib_set`` (or draw from ``calib_data``), verify its images and warn about coverage
+    (the set's classes matched to the model's by name, or by ``class_map`` / ``by_index``)."""
     if calib_set is not None:
         calibset = load_calibset(Path(calib_set))
         limit, origin = calib_images, str(calibset.path)
@@ -76,7 +91,8 @@ def prepare_calibration(
     images = calibset.images[:limit] if limit else calibset.images
     if limit and limit > len(calibset.images):
         log.warning(f"--calib-images {limit} but the set has {len(calibset.images)} images; using all of them")
-    missing = _warn_about_coverage(calibset, images, loaded)
+    matched = _class_map(calibset, loaded, class_map, by_index)
+    missing = _warn_about_coverage(calibset, images, loaded, matched)
     if calibset.preprocessing.to_dict() != loaded.preprocessing.to_dict():
         log.info(f"note: the calibration set names preprocessing {calibset.preprocessing.name!r}; the model's "
                  f"({loaded.preprocessing.name!r}) is applied")
@@ -92,6 +108,6 @@ def prepare_calibration(
         "data": calibset.data,
         "split": calibset.split,
         "missing_classes": missing,
-        "classes_match": calibset.classes == list(loaded.classes),
+        "classes_match": matched is not None and matched.how in ("identity", "by-name"),
     }
     return PreparedCalibration(data, section, calibset.manifest, dataset)

@@ -39,6 +39,7 @@ from ..core.device import resolve_device
 from ..core.errors import UsageError
 from ..core.io import check_output_path, write_json
 from ..data import eval_transform, open_data
+from ..data.classmap import map_classes
 from ..fuse.fold import fold_batchnorm
 from ..quantize import modelopt_ptq as ptq
 from ..weights import resolve_weights
@@ -274,6 +275,8 @@ class SensitivityOptions:
     device: str = defaults.DEVICE
     command: str | None = None
     progress: bool = True
+    class_map: Path | None = None  # --class-map: --data / calibration class name -> model class name
+    by_index: bool = False  # --by-index: match labels to the model's classes by position
 
 
 @dataclass
@@ -305,13 +308,16 @@ def run_sensitivity(options: SensitivityOptions) -> SensitivityRun:
     ptq.require_modelopt()
     source = open_data(options.data)
     loaded = resolve_weights(options.arch, options.weights)
-    if source.num_classes != len(loaded.classes):
+    if source.num_classes != len(loaded.classes) and options.class_map is None:
         raise UsageError(f"--data {options.data} has {source.num_classes} classes and the model {len(loaded.classes)}; "
                          f"use data with the model's classes")
+    matched = map_classes(loaded.classes, source.classes, class_map=options.class_map, by_index=options.by_index, flag=f"--data {options.data}")
     dataset = source.split("val", transform=eval_transform(loaded.preprocessing))
     if options.val_images is not None and options.val_images < len(dataset):
         dataset = Subset(dataset, range(options.val_images))
-    calibration = prepare_calibration(loaded, options.calib_set, options.calib_data, options.calib_images, options.calib_method)
+    dataset = matched.apply(dataset)
+    calibration = prepare_calibration(loaded, options.calib_set, options.calib_data, options.calib_images, options.calib_method,
+                                      class_map=options.class_map, by_index=options.by_index)
     eval_set = EvalSet.from_loader(loader(dataset, 64))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with tqdm(unit="layer", desc="sensitivity", disable=None if options.progress else True, file=sys.stderr) as bar:

@@ -35,6 +35,7 @@ from ..core.device import resolve_device
 from ..core.errors import CheckFailed, UsageError
 from ..core.io import check_output_path, write_json
 from ..data import DataSource, open_data
+from ..data.classmap import map_classes, read_class_map
 from ..data.loader import make_loader
 from ..metrics import ComparisonMeter
 from ..weights import load_weights, untrained_weights
@@ -70,6 +71,8 @@ class ValidateOptions:
     device: str = defaults.DEVICE
     progress: bool = True
     command: str | None = None
+    class_map: Path | None = None  # --class-map FILE: data class name -> bundle class name
+    by_index: bool = False  # --by-index: data label i is the bundle's class i
 
 
 @dataclass
@@ -105,6 +108,10 @@ def _check_options(options: ValidateOptions) -> None:
     if options.workers < 0:
         raise UsageError(f"--workers cannot be negative, got {options.workers}")
     resolve_device(options.device)  # an unknown device, or cuda without a GPU, is refused here
+    if options.class_map is not None:
+        read_class_map(options.class_map)  # a missing or malformed --class-map is refused before any work
+        if options.by_index:
+            raise UsageError("pass either --class-map or --by-index, not both")
     if options.update_baseline and options.baseline is None:
         raise UsageError("--update-baseline needs --baseline FILE (where to write it)")
     check_output_path(options.report, "--report")
@@ -154,27 +161,31 @@ def load_reference(loaded_bundle: bundle_io.Bundle, reference: Path | None) -> t
     return model, {"source": "manifest", "weights": ref.get("weights"), "sha256": ref.get("sha256")}
 
 
-def _open_dataset(options: ValidateOptions, loaded_bundle: bundle_io.Bundle, labels_ok_if_random: bool) -> tuple[DataSource, Dataset, bool]:
-    """(the data source, its val split, limited, whether its labels are the model's classes)."""
+def _open_dataset(options: ValidateOptions, loaded_bundle: bundle_io.Bundle, labels_ok_if_random: bool) -> tuple[DataSource, Dataset, dict | None]:
+    """(the data source, its val split with labels in the bundle's numbering, limited, how the classes
+    were matched: None when the labels are not the model's classes, i.e. top-1 is not measured)."""
     source = open_data(options.data)
     classes = list(loaded_bundle.classes)
-    labelled = True
-    if source.num_classes != len(classes):
+    mapped = options.class_map is not None
+    if source.num_classes != len(classes) and not mapped:
         if not labels_ok_if_random:
             raise UsageError(
                 f"--data {options.data} has {source.num_classes} classes and the bundle's model {len(classes)}; "
                 f"validate on data with the model's classes"
             )
-        labelled = False
         log.info(f"note: --data {options.data} has {source.num_classes} classes, the model {len(classes)}: top-1 is not measured, only agreement and output error")
-    elif list(source.classes) != classes and not all(name.isdigit() for name in classes):
-        log.info("note: --data class names differ from the bundle's; labels are compared by index")
-    dataset = source.split("val", transform=loaded_bundle.transform())
+        return source, _limited(options, source.split("val", transform=loaded_bundle.transform())), None
+    class_map = map_classes(classes, source.classes, class_map=options.class_map, by_index=options.by_index, flag=f"--data {options.data}")
+    return source, class_map.apply(_limited(options, source.split("val", transform=loaded_bundle.transform()))), class_map.to_dict()
+
+
+def _limited(options: ValidateOptions, dataset: Dataset) -> Dataset:
+    """The first ``--limit`` images of ``dataset``; a ``UsageError`` when it is empty."""
     if len(dataset) == 0:
         raise UsageError(f"--data {options.data} has no images in its val split")
     if options.limit is not None and options.limit < len(dataset):
         dataset = Subset(dataset, range(options.limit))
-    return source, dataset, labelled
+    return dataset
 
 
 def _compare(options: ValidateOptions, loaded_bundle: bundle_io.Bundle, reference_model: nn.Module, ref_device: torch.device,
@@ -226,7 +237,8 @@ def validate_bundle(options: ValidateOptions) -> ValidateResult:
     manifest = loaded_bundle.manifest
     reference_model, reference_info = load_reference(loaded_bundle, options.reference)
     reference_model = reference_model.float().eval().to(ref_device)
-    source, dataset, labelled = _open_dataset(options, loaded_bundle, reference_info["source"] == "random")
+    source, dataset, matched = _open_dataset(options, loaded_bundle, reference_info["source"] == "random")
+    labelled = matched is not None
 
     log.info(f"validating {options.bundle} ({manifest['arch']} {manifest['precision']} {manifest['backend']}) against FP32 "
              f"on {len(dataset)} images of {options.data}")
@@ -234,6 +246,7 @@ def validate_bundle(options: ValidateOptions) -> ValidateResult:
 
     metrics = meter.summary(loaded_bundle.classes, defaults.WORST_CLASSES)
     report = build_report(options, loaded_bundle, source, metrics, reference_info, ref_device, load_device)
+    report["data"]["classes"] = matched  # how the data's labels were matched to the bundle's classes
     checks = threshold_checks(metrics, options.max_top1_drop, options.min_agreement)
     report["baseline"] = None
     if baseline is not None:

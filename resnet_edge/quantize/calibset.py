@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from ..data.source import DataSource
 CALIBSET_FORMAT = "resnet-edge-calibset"
 CALIBSET_VERSION = 1
 SPLITS = ("train", "val")
+log = logging.getLogger(__name__)
+MAX_CALIBSET_BYTES = 16 << 20  # ~100k images; a set is a few hundred to a few thousand
 
 
 def canonical_json(obj) -> str:
@@ -169,6 +172,7 @@ def make_calibset(
     classes = list(source.classes)
     counts = {name: 0 for name in classes}
     images = []
+    log.debug(f"hashing {len(chosen)} images of {data} ({split})")
     for index in chosen:
         label = targets[index]
         counts[classes[label]] += 1
@@ -214,11 +218,33 @@ def _pretty(manifest: dict) -> str:
     return f'{lines},\n "images": [\n{images}\n ]\n}}\n'
 
 
+def _damage(manifest: dict) -> str | None:
+    """What is wrong with a set's fields' types, or None."""
+    if not isinstance(manifest["data"], str) or manifest["split"] not in SPLITS:
+        return "bad data or split"
+    if not isinstance(manifest["classes"], list) or not all(isinstance(name, str) for name in manifest["classes"]):
+        return "bad classes"
+    try:
+        Preprocessing.from_dict(manifest["preprocessing"])
+    except (KeyError, TypeError, ValueError):
+        return "bad preprocessing"
+    images = manifest["images"]
+    if not isinstance(images, list) or any(
+        not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("sha256"), str)
+        for entry in images
+    ):
+        return "bad image entries: each needs a path and a sha256"
+    return None
+
+
 def load_calibset(path: Path) -> CalibSet:
     """Read and check a calibration-set manifest; a ``UsageError`` saying what is wrong otherwise."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"calibration set {path} does not exist; make one with resnet-edge calibset --out {path}")
+    size = path.stat().st_size
+    if size > MAX_CALIBSET_BYTES:
+        raise UsageError(f"calibration set {path} is {size / 1e6:.0f} MB, more than a set can be ({MAX_CALIBSET_BYTES >> 20} MiB); re-create it with resnet-edge calibset")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -229,11 +255,9 @@ def load_calibset(path: Path) -> CalibSet:
         raise UsageError(f"calibration set {path} has version {manifest.get('version')!r}; this resnet-edge reads up to {CALIBSET_VERSION}")
     required = ("data", "split", "classes", "images", "preprocessing")
     absent = [key for key in required if key not in manifest]
-    bad_images = not isinstance(manifest.get("images"), list) or any(
-        not isinstance(entry, dict) or not {"path", "sha256"} <= entry.keys() for entry in manifest.get("images") or []
-    )
-    if absent or bad_images:
-        raise UsageError(f"calibration set {path} is damaged ({'lacks ' + ', '.join(absent) if absent else 'bad image entries'}); re-create it")
+    problem = "lacks " + ", ".join(absent) if absent else _damage(manifest)
+    if problem:
+        raise UsageError(f"calibration set {path} is damaged ({problem}); re-create it")
     if not manifest["images"]:
         raise UsageError(f"calibration set {path} lists no images; re-create it with a larger --per-class or --count")
     return CalibSet(manifest, path)

@@ -41,6 +41,8 @@ from .quantizers import (
     layers_disabled,
     quantized_layers,
 )
+from .auto import AUTO, AutoChoice, HeldOutSplit, split_held_out
+from .modelopt_auto import choose_amaxes, model_logits
 from .range_calibrator import use_range_calibrators
 from .ranges import PERCENTILE, check_method
 from .residual import register_residual_quantization
@@ -53,7 +55,9 @@ class PTQConfig:
     """What ``calibrate`` does.
 
     Attributes:
-        method: how each activation's range (amax) is chosen, by ``quantize.ranges``: ``"max"``
+        method: how each activation's range (amax) is chosen, by ``quantize.ranges``: ``"auto"``
+            (every rule scored on held-out calibration images with this fake-quant model, the best
+            kept: ``quantize.auto``), ``"max"``
             (largest |x| seen), ``"mse"`` (the clip minimising the quantization error),
             ``"entropy"`` (the KL-divergence choice of TensorRT's entropy calibrator, every
             histogram bin a candidate) or ``"percentile"`` (the ``percentile``-th percentile of
@@ -75,7 +79,8 @@ class PTQConfig:
     percentile: float = PERCENTILE
 
     def __post_init__(self) -> None:
-        check_method(self.method)
+        if self.method != AUTO:
+            check_method(self.method)
         if not 50.0 < self.percentile <= 100.0:
             raise UsageError(f"the calibration percentile must lie in (50, 100], got {self.percentile}")
         if self.num_batches is not None and self.num_batches < 1:
@@ -159,16 +164,37 @@ def calibrate(
 
     ``model`` itself is left as it was (it stays the FP32 reference). ``loader`` yields image
     batches, NCHW float32 and already preprocessed, or ``(images, labels)`` pairs. Calibration runs
-    on ``device``; the CPU works, a GPU is faster for large sets.
+    on ``device``; the CPU works, a GPU is faster for large sets. ``calibrate_with_choice`` also
+    returns what ``method="auto"`` measured.
+    """
+    return calibrate_with_choice(model, loader, config, device, progress)[0]
+
+
+def calibrate_with_choice(
+    model: nn.Module,
+    loader: Iterable,
+    config: PTQConfig = PTQConfig(),
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[nn.Module, AutoChoice | None]:
+    """``calibrate``, and for ``method="auto"`` the ``AutoChoice`` (None otherwise).
+
+    With ``auto`` every ``auto.HOLD_OUT_EVERY``-th calibration image is held out: the statistics
+    come from the others, and the candidates are scored on the held-out ones against ``model``'s
+    FP32 logits, with this fake-quant model (the layers of ``keep_fp`` already in float).
     """
     mtq = require_modelopt()
     if config.quantize_residual:
         register_residual_quantization()
+    split: HeldOutSplit | None = None
+    if config.method == AUTO:
+        split = split_held_out(_images(batch) for batch in loader)
+        loader = split.calibration
     quantized = copy.deepcopy(model).eval().to(device)
     forward_loop = make_forward_loop(loader, device, config.num_batches, progress)
     with quiet():
         mtq.quantize(quantized, modelopt_config(config), forward_loop=None)
-        activations = use_range_calibrators(quantized, config.method, config.percentile)
+        activations = use_range_calibrators(quantized, "entropy" if split is not None else config.method, config.percentile)
         mtq.calibrate(quantized, algorithm="max", forward_loop=forward_loop)
     uncalibrated = [name for name, quantizer in iter_quantizers(quantized) if quantizer.is_enabled and not has_amax(quantizer)]
     if uncalibrated:
@@ -176,12 +202,18 @@ def calibrate(
     log.debug("calibration: %s ranges for %d activation quantizers", config.method, len(activations))
     if config.keep_fp:
         disable_layers(quantized, config.keep_fp)
-    return quantized.eval()
+    choice = None
+    if split is not None:
+        reference = model_logits(copy.deepcopy(model).eval().to(device), split.held_out, device)
+        choice = choose_amaxes(quantized.eval(), reference, split, device)
+    return quantized.eval(), choice
 
 
-def quantization_manifest(model: nn.Module, config: PTQConfig, simulated_top1: float | None = None) -> dict:
-    """The manifest's ``quantization`` object for a model calibrated by ``calibrate``."""
-    return {
+def quantization_manifest(model: nn.Module, config: PTQConfig, simulated_top1: float | None = None,
+                          choice: AutoChoice | None = None) -> dict:
+    """The manifest's ``quantization`` object for a model calibrated by ``calibrate``; with ``choice``
+    (``auto``), its record as ``calibration_auto`` (compile files it under ``calibration.auto``)."""
+    section = {
         "tool": "modelopt",
         "tool_version": modelopt_version(),
         "format": "QDQ",
@@ -195,6 +227,9 @@ def quantization_manifest(model: nn.Module, config: PTQConfig, simulated_top1: f
         "higher_precision_layers": higher_precision_layers(model),
         "simulated_top1": simulated_top1,
     }
+    if choice is not None:
+        section["calibration_auto"] = choice.manifest()
+    return section
 
 
 __all__ = [
@@ -203,6 +238,7 @@ __all__ = [
     "PTQConfig",
     "RESIDUAL_QUANTIZER",
     "calibrate",
+    "calibrate_with_choice",
     "count_qdq_nodes",
     "disable_layers",
     "enable_layers",

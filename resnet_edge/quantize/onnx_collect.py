@@ -51,6 +51,9 @@ def _float_tensors(model) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+float_tensors = _float_tensors  # the tensors calibration gives ranges to (``ort_calibrate`` checks stored ones)
+
+
 def _chunk_size(shape) -> int:
     """Images per calibration run: every activation of a run is held at once, so ~64 for 32x32 inputs
     and 1 for 224x224 (a ResNet-50 image has ~20M activation values)."""
@@ -116,6 +119,29 @@ def collect_stats(model_path: Path, batches: Iterable[torch.Tensor], histogram: 
     return stats, seen
 
 
+def run_logits(model_path: Path, images: torch.Tensor, optimize: bool = True) -> torch.Tensor:
+    """The model's first output for ``images`` (NCHW), run with ONNX Runtime on the CPU.
+
+    ``optimize=False`` runs every node as written (no fusions): for a Q/DQ graph that is fake
+    quantization with exactly its scales, the INT8 simulator of that graph.
+    """
+    runtime = ort_module()
+    options = runtime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = runtime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = runtime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    input_info = session.get_inputs()[0]
+    dim0 = input_info.shape[0]
+    static_batch = dim0 if isinstance(dim0, int) and dim0 > 0 else None
+    outputs = []
+    for array, real in _rechunk([images], static_batch):
+        (logits,) = session.run([session.get_outputs()[0].name], {input_info.name: array})
+        outputs.append(torch.from_numpy(logits[:real]).float())
+    return torch.cat(outputs)
+
+
 def collect_ranges(
     model_path: Path, batches: Iterable[torch.Tensor], method: str, symmetric: bool, work_dir: Path
 ) -> dict[str, tuple[float, float]]:
@@ -125,4 +151,4 @@ def collect_ranges(
     return {name: compute_range(stat, method, symmetric) for name, stat in stats.items()}
 
 
-__all__ = ["collect_ranges", "collect_stats", "onnx_module", "ort_module"]
+__all__ = ["collect_ranges", "collect_stats", "onnx_module", "ort_module", "run_logits"]

@@ -36,7 +36,13 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .onnx_collect import collect_ranges, onnx_module
+from ..core.errors import UsageError
+from ..core.io import file_sha256
+from .auto import AUTO, AutoChoice
+from .onnx_collect import collect_ranges, float_tensors, onnx_module
+from .ort_auto import auto_ranges
+
+log = logging.getLogger(__name__)
 
 PLACEMENTS = {
     "onnxruntime-cpu": "uint8 asymmetric activations and per-channel int8 weights on every supported op, "
@@ -68,9 +74,10 @@ class QuantizeResult:
     ranges: dict[str, tuple[float, float]]
     higher_precision_layers: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    auto: AutoChoice | None = None  # what ``--calib-method auto`` measured and chose
 
     def manifest(self) -> dict:
-        return {
+        section = {
             "tool": "onnxruntime",
             "format": "QDQ",
             "per_channel_weights": True,
@@ -82,16 +89,61 @@ class QuantizeResult:
             "quantized_tensors": len(self.ranges),
             "simulated_top1": None,
         }
+        if self.auto is not None:
+            section["calibration_auto"] = self.auto.manifest()  # compile files it under calibration.auto
+        return section
 
 
-def write_range_cache(ranges: dict[str, tuple[float, float]], method: str, path: Path) -> None:
-    """The ranges as plain JSON (tensor -> lowest/highest), as stored in the bundle."""
+def write_range_cache(ranges: dict[str, tuple[float, float]], method: str, path: Path, chosen: str | None = None) -> None:
+    """The ranges as plain JSON (tensor -> lowest/highest), as stored in the bundle; ``chosen``: what
+    ``auto`` chose."""
     payload = {
         "format": "resnet-edge-calibration-cache",
         "method": method,
+        **({"chosen": chosen} if chosen else {}),
         "tensors": {name: {"lowest": low, "highest": high} for name, (low, high) in sorted(ranges.items())},
     }
     Path(path).write_text(json.dumps(payload, indent=1) + "\n")
+
+
+@dataclass
+class StoredRanges:
+    """A bundle's ``calibration-cache.json``, read back: the ranges, the rule that made them and what
+    ``auto`` chose (None otherwise)."""
+
+    ranges: dict[str, tuple[float, float]]
+    method: str
+    chosen: str | None = None
+
+
+def read_range_cache(path: Path) -> StoredRanges:
+    """The ranges ``write_range_cache`` wrote; a ``UsageError`` in one line for anything else."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+        if payload.get("format") != "resnet-edge-calibration-cache":
+            raise ValueError("not a resnet-edge calibration cache")
+        ranges = {name: (float(entry["lowest"]), float(entry["highest"])) for name, entry in payload["tensors"].items()}
+        return StoredRanges(ranges, str(payload["method"]), payload.get("chosen"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UsageError(f"cannot read calibration ranges from {path} ({error}); pass a bundle's calibration-cache.json") from None
+
+
+def ranges_for_placement(ranges: dict[str, tuple[float, float]], placement: str) -> dict[str, tuple[float, float]]:
+    """Stored ranges in ``placement``'s form: symmetric (-amax, amax) for ``tensorrt`` (an asymmetric
+    CPU range widens to its largest |x|), as stored for ``onnxruntime-cpu``. Symmetric ranges stay
+    what they were either way, so a round trip through the same placement is exact."""
+    if placement != "tensorrt":
+        return dict(ranges)
+    return {name: (-max(abs(low), abs(high)), max(abs(low), abs(high))) for name, (low, high) in ranges.items()}
+
+
+def _check_coverage(prepared_model, ranges: dict[str, tuple[float, float]]) -> None:
+    """Stored ranges must name every float tensor of the graph being quantized."""
+    missing = [name for name in float_tensors(prepared_model) if name not in ranges]
+    if missing:
+        raise UsageError(f"the stored calibration ranges lack {len(missing)} tensors of the exported graph "
+                         f"(e.g. {missing[0]!r}): they were made for another export; calibrate again")
 
 
 def _float_nodes(model, keep_float: Iterable[str]) -> list[str]:
@@ -151,11 +203,16 @@ def quantize_model(
     placement: str,
     work_dir: Path,
     keep_float: Iterable[str] = (),
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> QuantizeResult:
     """FP32 ONNX -> calibrated INT8 QDQ ONNX at ``out_path`` with the given placement.
 
+    ``method``: a range rule, or ``auto`` (``ort_auto``: every rule scored on held-out calibration
+    images with this placement's Q/DQ graph, the best kept; ``QuantizeResult.auto`` says what it found).
     ``keep_float``: module names (``layer3.1.conv2``) whose convolution / linear node stays in float,
     besides the classifier (``QuantOptions.keep_float``, set by ``--max-top1-drop``).
+    ``ranges``: stored ranges (``read_range_cache``) used as they are (``ranges_for_placement``) instead
+    of calibrating; ``batches`` and ``method`` are then not used.
     """
     quantization = ort_quantization()
     if placement not in PLACEMENTS:
@@ -164,12 +221,52 @@ def quantize_model(
     prepared = work_dir / "prepared.onnx"
     with _quiet():
         quantization.shape_inference.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
-    ranges = collect_ranges(prepared, batches, method, placement == "tensorrt", work_dir)
-    cache = work_dir / "ort-calibration-cache.json"
-    _save_ort_cache(ranges, cache)
     model = onnx_module().load(str(prepared))
     float_nodes = _float_nodes(model, keep_float)
     options, activations = _placement_options(placement)
+
+    def write(ranges: dict[str, tuple[float, float]], path: Path) -> None:
+        _write_qdq(prepared, path, ranges, float_nodes, options, work_dir)
+
+    choice = None
+    if ranges is not None:
+        _check_coverage(model, ranges)
+        ranges = ranges_for_placement(ranges, placement)
+    elif method == AUTO:
+        ranges, choice = auto_ranges(prepared, batches, placement == "tensorrt", write, work_dir)
+    else:
+        ranges = collect_ranges(prepared, batches, method, placement == "tensorrt", work_dir)
+    write(ranges, Path(out_path))
+    names = {node.name: node for node in model.graph.node}
+    layers = [_layer_name(names[name]) for name in float_nodes]
+    return QuantizeResult(placement, ranges, layers, {"activations": activations}, choice)
+
+
+def quantize_and_store(fp32_path: Path, out_path: Path, cache_path: Path, calibration, placement: str, work_dir: Path,
+                       keep_float: Iterable[str] = (), ranges_file: Path | None = None) -> dict:
+    """What an INT8 build of the ONNX Q/DQ form does: ``quantize_model`` with ``calibration`` (a
+    ``CalibrationData``: its images and ``method``) or, with ``ranges_file``, with those stored ranges
+    (no calibration run); the ranges used written to ``cache_path``. Returns the ``quantization`` section."""
+    stored = read_range_cache(ranges_file) if ranges_file is not None else None
+    method = stored.method if stored is not None else calibration.method
+    source = f"stored {method} ranges from {ranges_file}" if stored is not None else f"{method} calibration"
+    log.info(f"quantizing to INT8 Q/DQ, {placement} placement, {source}")
+    result = quantize_model(fp32_path, out_path, calibration, method, placement, work_dir, keep_float=keep_float,
+                            ranges=stored.ranges if stored is not None else None)
+    chosen = stored.chosen if stored is not None else (result.auto.chosen if result.auto is not None else None)
+    write_range_cache(result.ranges, method, cache_path, chosen)
+    section = result.manifest()
+    if stored is not None:
+        section["ranges_from"] = {"file": str(Path(ranges_file).absolute()), "sha256": file_sha256(ranges_file)}
+    return section
+
+
+def _write_qdq(prepared: Path, out_path: Path, ranges: dict[str, tuple[float, float]], float_nodes: list[str],
+               options: dict, work_dir: Path) -> None:
+    """``quantize_static`` of the prepared graph with exactly ``ranges`` (through ORT's calibration cache)."""
+    quantization = ort_quantization()
+    cache = Path(work_dir) / "ort-calibration-cache.json"
+    _save_ort_cache(ranges, cache)
     with _quiet():
         quantization.quantize_static(
             str(prepared),
@@ -184,9 +281,6 @@ def quantize_model(
             calibration_cache_path=str(cache),
             **options,
         )
-    names = {node.name: node for node in model.graph.node}
-    layers = [_layer_name(names[name]) for name in float_nodes]
-    return QuantizeResult(placement, ranges, layers, {"activations": activations})
 
 
 @contextlib.contextmanager
@@ -202,4 +296,4 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-__all__ = ["PLACEMENTS", "QuantizeResult", "collect_ranges", "placement_for_target", "quantize_model", "write_range_cache"]
+__all__ = ["PLACEMENTS", "QuantizeResult", "StoredRanges", "quantize_and_store", "read_range_cache", "ranges_for_placement", "collect_ranges", "placement_for_target", "quantize_model", "write_range_cache"]

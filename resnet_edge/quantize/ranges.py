@@ -33,6 +33,7 @@ START_BIN = 128  # smallest amax candidate, in bins (pytorch-quantization's defa
 PERCENTILE = 99.99
 HISTOGRAM_SAMPLES = 1 << 19  # values per tensor and update that go into its histogram (min/max see all)
 HISTOGRAM_METHODS = ("entropy", "percentile", "mse")  # the rules that read the histogram
+RANGE_METHODS = tuple(method for method in CALIBRATION_METHODS if method != "auto")  # one range rule each
 
 
 class TensorStats:
@@ -235,9 +236,13 @@ def amax_mse(hist: np.ndarray, edges: np.ndarray, unsigned: bool, num_bits: int 
 
 
 def check_method(method: str) -> None:
-    """A ``UsageError`` naming the choices unless ``method`` is one of ``CALIBRATION_METHODS``."""
-    if method not in CALIBRATION_METHODS:
-        raise UsageError(f"unknown calibration method {method!r}; choose one of: {', '.join(CALIBRATION_METHODS)}")
+    """A ``UsageError`` naming the choices unless ``method`` is one of the range rules (``RANGE_METHODS``).
+
+    ``auto`` is a calibration method but not a range rule: it chooses among them (``quantize.auto``).
+    """
+    if method not in RANGE_METHODS:
+        choices = CALIBRATION_METHODS if method not in CALIBRATION_METHODS else RANGE_METHODS
+        raise UsageError(f"unknown calibration method {method!r}; choose one of: {', '.join(choices)}")
 
 
 def compute_amax(
@@ -303,6 +308,7 @@ __all__ = [
     "HISTOGRAM_SAMPLES",
     "NUM_BINS",
     "PERCENTILE",
+    "RANGE_METHODS",
     "START_BIN",
     "TensorStats",
     "amax_entropy",

@@ -93,3 +93,21 @@ def render_plot(report: dict, fmt: str = "png") -> bytes:
     buffer = BytesIO()
     figure.savefig(buffer, format=fmt, dpi=120)
     return buffer.getvalue()
+
+
+def format_profile(section: dict) -> str:
+    """The ``profile`` section as a table: milliseconds and share of the profiled run per block, in execution order."""
+    if not section.get("supported"):
+        return f"profile: not available ({section.get('reason', 'no profiler')})"
+    lines = [
+        f"profile ({section['backend']}'s profiler, batch {section['batch']}, mean of {section['iters']} runs; "
+        f"profiler overhead included, the sweep above is the figure of record)",
+        f"  {'block':<16}{'ms':>10}{'share':>8}",
+    ]
+    for row in section["blocks"]:
+        share = "n/a" if row["percent"] is None else f"{row['percent']:.1f}%"
+        lines.append(f"  {row['block']:<16}{row['ms']:>10.3f}{share:>8}")
+    lines.append(f"  {'total':<16}{section['total_ms']:>10.3f}")
+    if section.get("missing"):
+        lines.append(f"  no time charged to: {', '.join(section['missing'])} (fused into a neighbour)")
+    return "\n".join(lines)

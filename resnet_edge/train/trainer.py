@@ -22,12 +22,12 @@ from tqdm import tqdm
 from ..core import defaults
 from ..core.device import resolve_device
 from ..core.errors import UsageError
-from ..core.io import write_json
+from ..core.io import check_output_path, write_atomic, write_json
 from ..data import eval_transform, get_preset, open_data, train_transform
 from ..data.loader import make_loader
 from ..metrics import top1_correct
 from ..models import create_model, get_spec
-from ..weights import read_weights_file, save_checkpoint
+from ..weights import CHECKPOINT_FORMAT, read_weights_file, save_checkpoint
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 
 # The paper's reference batch for lr 0.1: 128 on CIFAR (§4.2), 256 on ImageNet (§3.4).
@@ -59,6 +59,7 @@ class TrainConfig:
     device: str = defaults.DEVICE
     seed: int = defaults.SEED
     resume: bool = False
+    force: bool = False  # start afresh over an earlier run's checkpoints in ``out``
 
     def base_lr(self, family: str, world_size: int) -> float:
         """The configured lr, or the paper's 0.1 scaled linearly with the global batch."""
@@ -160,7 +161,25 @@ def _resume_state(out: Path, config: TrainConfig, classes: tuple[str, ...]) -> d
         raise UsageError(f"{last} is a {state.get('arch')} run, not {config.arch}; use another --out or the same --arch")
     if tuple(state.get("classes", ())) != tuple(classes):
         raise UsageError(f"{last} was trained on other classes than --data {config.data}; use another --out")
+    if state.get("format") != CHECKPOINT_FORMAT or not all(key in state for key in _RESUME_KEYS):
+        raise UsageError(f"{last} cannot be resumed (it lacks the optimizer state); use another --out or pass --force")
     return state
+
+
+_RESUME_KEYS = ("optimizer", "scheduler", "epoch")
+
+
+def check_run_dir(config: TrainConfig) -> None:
+    """Refuse an ``out`` holding an earlier run's checkpoints unless ``resume`` or ``force`` says what to do."""
+    out = Path(config.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a run directory")
+    check_output_path(out / "last.pth", "--out")  # a parent we may not write: refused before any work
+    earlier = [name for name in ("last.pth", "best.pth") if (out / name).exists()]
+    if earlier and not (config.resume or config.force):
+        raise UsageError(
+            f"{out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it, --force to start afresh, or another --out"
+        )
 
 
 def train(config: TrainConfig) -> dict:
@@ -169,6 +188,7 @@ def train(config: TrainConfig) -> dict:
     Rank 0 logs one line per epoch (INFO on this module's logger); other ranks log nothing.
     """
     spec = get_spec(config.arch)
+    check_run_dir(config)
     source = open_data(config.data)
     if config.schedule not in defaults.TRAIN_SCHEDULES:
         raise UsageError(f"unknown schedule {config.schedule!r}; choose step or plateau")
@@ -257,6 +277,8 @@ def _write_epoch(out, model, config, source, preprocessing, optimizer, scheduler
     save_checkpoint(out / "last.pth", model, config.arch, list(source.classes), preprocessing, **extra)
     if is_best:
         save_checkpoint(out / "best.pth", model, config.arch, list(source.classes), preprocessing, **extra)
-    with (out / "metrics.jsonl").open("a") as handle:
-        handle.write(json.dumps(summary) + "\n")
+    # Appended by rewriting the whole (small) file atomically: a failed write never leaves half a line.
+    metrics = out / "metrics.jsonl"
+    history = metrics.read_text() if metrics.is_file() else ""
+    write_atomic(metrics, history + json.dumps(summary) + "\n")
     write_json(out / "summary.json", summary)

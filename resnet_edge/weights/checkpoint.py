@@ -8,6 +8,7 @@ file for another depth is refused by name instead of with a wall of missing keys
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ..core.errors import UsageError
-from ..core.io import atomic_path, file_sha256
+from ..core.io import file_sha256, write_atomic
 from ..data.presets import Preprocessing, get_preset
 from ..models import MODEL_SPECS, create_model, get_spec
 
@@ -39,9 +40,14 @@ class LoadedWeights:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    with atomic_path(Path(path)) as temporary:
-        torch.save(obj, temporary)
+    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file.
+
+    Serialized in memory first: torch.save reports a failed write (full disk, ``ulimit -f``) as an
+    opaque RuntimeError, a plain file write as the ``OSError`` it is.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(Path(path), buffer.getbuffer())
 
 
 def save_checkpoint(path: Path, model: nn.Module, arch: str, classes: list[str], preprocessing: Preprocessing, **extra) -> None:
@@ -71,7 +77,37 @@ def read_weights_file(path: Path) -> dict:
         raise UsageError(f"{path} is not a PyTorch weights file ({type(error).__name__}); pass a .pth checkpoint") from None
     if not isinstance(payload, dict):
         raise UsageError(f"{path} holds a {type(payload).__name__}, not a checkpoint or state_dict")
+    if payload.get("format") == CHECKPOINT_FORMAT:
+        check_checkpoint(payload, path)
     return payload
+
+
+# key -> (the type it must have, what it is called in the message)
+_CHECKPOINT_FIELDS = {
+    "arch": (str, "a model name"),
+    "state_dict": (dict, "a dict of tensors"),
+    "classes": (list, "a list of class names"),
+    "preprocessing": (dict, "a preprocessing dict"),
+}
+
+
+def check_checkpoint(payload: dict, path: Path) -> None:
+    """Refuse a file marked as a resnet-edge checkpoint whose structure is not one (a ``UsageError``)."""
+    for key, (kind, what) in _CHECKPOINT_FIELDS.items():
+        if key not in payload:
+            raise UsageError(f"checkpoint {path} is damaged: it has no {key!r}; re-create it with resnet-edge train")
+        if not isinstance(payload[key], kind):
+            raise UsageError(f"checkpoint {path} is damaged: {key!r} is not {what}; re-create it with resnet-edge train")
+    if payload["arch"] not in MODEL_SPECS:
+        raise UsageError(f"checkpoint {path} is for an unknown arch {payload['arch']!r}; see resnet-edge models")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in payload["state_dict"].items()):
+        raise UsageError(f"checkpoint {path} is damaged: 'state_dict' is not a dict of tensors; re-create it with resnet-edge train")
+    if not all(isinstance(name, str) for name in payload["classes"]):
+        raise UsageError(f"checkpoint {path} is damaged: 'classes' is not a list of names; re-create it with resnet-edge train")
+    try:
+        Preprocessing.from_dict(payload["preprocessing"])
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(f"checkpoint {path} is damaged: 'preprocessing' is incomplete; re-create it with resnet-edge train") from None
 
 
 def _strip_prefixes(state_dict: dict) -> dict:
@@ -130,6 +166,8 @@ def load_weights(path: Path, arch: str | None = None, num_classes: int | None = 
         state_dict = _strip_prefixes(payload)
         if "fc.weight" not in state_dict or "conv1.weight" not in state_dict:
             raise UsageError(f"{path} is not a ResNet state_dict (no conv1/fc weights)")
+        if not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+            raise UsageError(f"{path} is not a ResNet state_dict (some values are not tensors)")
         file_arch, shortcut = infer_arch(state_dict)
         if arch and file_arch and not _same_structure(arch, file_arch):
             raise UsageError(f"{path} holds {file_arch} weights, not {arch}; pass the file for {arch} or --arch {file_arch}")

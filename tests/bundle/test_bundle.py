@@ -192,8 +192,8 @@ def test_a_bundle_for_another_gpu_or_tensorrt_is_refused(tmp_path, fake_backend,
 
 
 def test_an_unknown_backend_in_a_manifest_is_a_clear_failure(tmp_path):
-    out = make_bundle(tmp_path / "b", backend="openvino")
-    with pytest.raises(CheckFailed, match="needs the openvino backend"):
+    out = make_bundle(tmp_path / "b", backend="tvm")
+    with pytest.raises(CheckFailed, match="needs the tvm backend"):
         bundle.load(out)
 
 
@@ -201,3 +201,21 @@ def test_class_names_with_line_breaks_cannot_go_into_labels(tmp_path):
     with pytest.raises(UsageError, match="line breaks"):
         make_bundle(tmp_path / "b", classes=["a\nb", "c", "d"])
     assert leftovers(tmp_path) == []
+
+
+def test_hardware_compatible_engines_accept_any_ampere_or_newer_gpu(monkeypatch, tmp_path):
+    from resnet_edge.bundle import check_host
+    from resnet_edge.core import hostinfo
+    from resnet_edge.core.errors import CheckFailed
+
+    def manifest(portable: bool) -> dict:
+        gpu = {"name": "NVIDIA A100", "compute_capability": "8.0", "hardware_compatible": portable}
+        return {"requires": {"device": "cuda", "gpu": gpu, "tensorrt": None, "fused_ops": False}}
+
+    monkeypatch.setattr(hostinfo, "gpu_info", lambda index=0: {"name": "NVIDIA H200", "compute_capability": "9.0"})
+    check_host(tmp_path, manifest(True))
+    with pytest.raises(CheckFailed, match="TensorRT engines only run on the GPU they were built for"):
+        check_host(tmp_path, manifest(False))
+    monkeypatch.setattr(hostinfo, "gpu_info", lambda index=0: {"name": "Tesla T4", "compute_capability": "7.5"})
+    with pytest.raises(CheckFailed):
+        check_host(tmp_path, manifest(True))

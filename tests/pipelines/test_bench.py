@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from resnet_edge.backends import backend_availability
 from resnet_edge.cli import main
 from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.core.io import write_atomic
@@ -24,6 +25,8 @@ from resnet_edge.pipelines.compile import CompileOptions, compile_bundle
 from resnet_edge.reports.bench import format_table, render_plot
 
 REPO = Path(__file__).resolve().parents[2]
+# The ONNX Runtime bundle's model.onnx also runs under OpenVINO when it is installed (bench's runtime list).
+OTHER_RUNTIMES = ("openvino-fp32-of-onnxruntime",) if backend_availability("openvino")[0] else ()
 ENTRY_KEYS = {"variant", "batch", "p50_ms", "p90_ms", "p99_ms", "throughput", "peak_mem_mb", "speedup"}
 
 
@@ -54,7 +57,7 @@ def test_report_has_one_entry_per_variant_and_batch(cli_run):
     assert report["schema"] == "resnet-edge-bench-report" and report["schema_version"] == 1
     entries = report["results"]
     assert sorted((e["variant"], e["batch"]) for e in entries) == sorted(
-        (variant, batch) for variant in (BASELINE_VARIANT, "onnxruntime-fp32") for batch in (1, 4)
+        (variant, batch) for variant in (BASELINE_VARIANT, "onnxruntime-fp32", *OTHER_RUNTIMES) for batch in (1, 4)
     )
     for entry in entries:
         assert set(entry) >= ENTRY_KEYS, set(ENTRY_KEYS) - set(entry)
@@ -93,12 +96,30 @@ def test_plot_is_a_png_and_table_is_printed(cli_run):
 
 
 def test_api_without_baseline_and_svg_plot(small_bundle, tmp_path):
-    result = run_bench(BenchOptions(bundle=small_bundle, batch_sizes=(2,), warmup=0, iters=2, rounds=1, baseline=False, memory=False))
+    result = run_bench(BenchOptions(bundle=small_bundle, batch_sizes=(2,), warmup=0, iters=2, rounds=1, baseline=False, memory=False,
+                                     runtimes=False))
     write_atomic(tmp_path / "p.svg", render_plot(result.report, "svg"))  # the CLI's --plot, rendered by reports.bench
     (entry,) = result.report["results"]
     assert entry["variant"] == "onnxruntime-fp32" and entry["speedup"] is None and entry["peak_mem_mb"] is None
     assert (tmp_path / "p.svg").read_text().lstrip().startswith("<?xml")
     assert "n/a" in format_table(result.report)
+
+
+def test_runtime_list_has_each_other_cpu_runtime_that_reads_the_model(small_bundle):
+    from resnet_edge.bundle import read_manifest
+    from resnet_edge.pipelines.bench.variants import runtime_makers
+
+    makers = runtime_makers(small_bundle, read_manifest(small_bundle))
+    variants = [make() for make in makers]
+    assert [v.name for v in variants] == list(OTHER_RUNTIMES)
+    batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    from resnet_edge import bundle
+
+    expected = bundle.load(small_bundle).predict(batch)
+    for variant in variants:
+        assert variant.device == "cpu" and variant.batch_range == (1, 64)
+        assert (variant.run(batch) - expected).abs().max() <= 1e-4 * expected.abs().max()
 
 
 def test_parse_batch_sizes():

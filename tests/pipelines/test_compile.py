@@ -54,7 +54,16 @@ def test_int8_manifest_records_calibration_and_reference(int8_bundle, trained_re
     manifest = int8_bundle.manifest
     calibset = load_calibset(DEMO_SET)
     assert manifest["calibration"]["set_hash"] == calibset.hash
-    assert manifest["calibration"]["num_images"] == len(calibset) and manifest["calibration"]["method"] == "entropy"
+    assert manifest["calibration"]["num_images"] == len(calibset) and manifest["calibration"]["method"] == "auto"
+    auto = manifest["calibration"]["auto"]  # the default: every candidate scored on held-out images, one chosen
+    assert {entry["name"] for entry in auto["candidates"]} == {"max", "percentile-99.9", "percentile-99.99",
+                                                             "percentile-99.999", "mse", "entropy"}
+    assert all(0 <= entry["agreement"] <= 1 and entry["kl"] >= 0 for entry in auto["candidates"])
+    assert auto["chosen"] in {entry["name"] for entry in auto["candidates"]} | {"per-tensor"}
+    assert auto["held_out_images"] + auto["calibration_images"] == len(calibset)
+    assert "calibration_auto" not in manifest["quantization"]
+    cache = json.loads((int8_bundle.path / "calibration-cache.json").read_text())
+    assert cache["method"] == "auto" and cache["chosen"] == auto["chosen"]
     assert manifest["calibration"]["missing_classes"] == []
     copy = json.loads((int8_bundle.path / "calibration-set.json").read_text())
     assert set_hash(copy) == calibset.hash
@@ -211,7 +220,7 @@ def expect_refusal(tmp_path, error, message, **changes):
     "changes, message",
     [
         ({"precision": "int8"}, "INT8 needs real calibration images: pass --calib-data SPEC or --calib-set"),
-        ({"backend": "openvino"}, "unknown backend 'openvino'"),
+        ({"backend": "tvm"}, "unknown backend 'tvm'"),
         ({"precision": "int8", "calib_set": "missing.json"}, "calibration set missing.json does not exist"),
         ({"precision": "int8", "calib_data": "shapes", "calib_set": DEMO_SET}, "either --calib-data or --calib-set"),
         ({"batch": 2, "dynamic_batch": "1:2:4"}, "either --batch N or --dynamic-batch"),
@@ -283,7 +292,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     ]
     result = runner.invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "pass one of --fp32, --fp16 or --int8" in result.output
-    result = runner.invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--fp32", "--backend", "openvino", "--out", str(tmp_path / "b")])
+    result = runner.invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--fp32", "--backend", "tvm", "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
 
@@ -293,8 +302,26 @@ def test_cli_compile_prints_where_the_bundle_is(tmp_path, trained_resnet20_check
     result = CliRunner().invoke(main, ["compile", "--arch", "resnet20", "--weights", str(trained_resnet20_checkpoint), "--int8",
                                        "--calib-data", "shapes", "--calib-images", "64", "--calib-method", "percentile", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"bundle: {out} (resnet20 int8 onnxruntime for cpu" in result.output
-    assert "backend auto -> onnxruntime" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
+    # --backend auto on a CPU host times every installed CPU runtime and keeps the fastest.
+    chosen = manifest["backend"]
+    assert f"bundle: {out} (resnet20 int8 {chosen} for cpu" in result.output
+    assert f"backend auto -> {chosen}" in result.output
     assert manifest["calibration"]["set_manifest"] is None and manifest["calibration"]["num_images"] == 64
     assert manifest["build"]["command"].startswith("resnet-edge ")
+
+
+def test_cli_auto_calibration_in_tensorrt_form_prints_the_scores(tmp_path, trained_resnet20_checkpoint):
+    out = tmp_path / "trt-auto"
+    result = CliRunner().invoke(main, ["compile", "--arch", "resnet20", "--weights", str(trained_resnet20_checkpoint), "--int8",
+                                       "--calib-data", "shapes", "--calib-images", "64", "--backend", "onnxruntime",
+                                       "--target", "jetson-orin", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    auto = manifest["calibration"]["auto"]
+    assert manifest["calibration"]["method"] == "auto" and manifest["quantization"]["placement"] == "tensorrt"
+    assert auto["held_out_images"] == 16 and auto["calibration_images"] == 48
+    assert "auto calibration: 6 candidates scored on 16 held-out images" in result.output
+    assert f"auto calibration chose {auto['chosen']}" in result.output
+    for entry in auto["candidates"]:
+        assert entry["name"] in result.output

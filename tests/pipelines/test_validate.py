@@ -275,3 +275,89 @@ def test_random_weights_bundle_compares_outputs_without_labels(tmp_path):
     assert report["compiled"]["top1"] is None and report["top1_drop"] is None
     assert report["agreement"] == 1.0 and report["logit_max_abs_err"] < 1e-3  # FP32 artifact of the recreated model
     assert result.passed and [c["passed"] for c in report["checks"]] == [None, True, True]
+
+
+# ------------------------------------------------------------------------------ class names (issue 12.3)
+
+FOLDER_IMAGES = 90  # the first 90 images of the shapes val split, written as PNG (lossless)
+
+
+@pytest.fixture(scope="module")
+def shapes_folder(tmp_path_factory) -> Path:
+    """The first FOLDER_IMAGES shapes val images in ImageFolder layout: the folders sort as circle, cross,
+    ring, square, star, triangle, i.e. the bundle's classes in another order."""
+    from resnet_edge.data import SHAPE_CLASSES, ShapesDataset
+
+    root = tmp_path_factory.mktemp("shapes-folder")
+    dataset = ShapesDataset(150, split="val")
+    for index in range(FOLDER_IMAGES):
+        image, label = dataset[index]
+        (root / SHAPE_CLASSES[label]).mkdir(exist_ok=True)
+        image.save(root / SHAPE_CLASSES[label] / f"{index:04d}.png")
+    assert sorted(SHAPE_CLASSES) != list(SHAPE_CLASSES)
+    return root
+
+
+def _renamed(folder: Path, target: Path, rename: dict[str, str]) -> Path:
+    shutil.copytree(folder, target)
+    for old, new in rename.items():
+        (target / old).rename(target / new)
+    return target
+
+
+def _top1(int8_bundle, data, **options):
+    report = validate_bundle(ValidateOptions(bundle=int8_bundle, data=str(data), progress=False, max_top1_drop=100,
+                                             min_agreement=0.0, **options)).report
+    return report["reference"]["top1"], report["compiled"]["top1"], report["data"]["classes"]
+
+
+def test_permuted_class_folders_are_matched_by_name(int8_bundle, shapes_folder):
+    expected = _top1(int8_bundle, "shapes", limit=FOLDER_IMAGES)
+    ref, compiled, matched = _top1(int8_bundle, shapes_folder)
+    assert (ref, compiled) == expected[:2] and ref > 80
+    assert matched == {"how": "by-name", "permuted": True} and expected[2]["how"] == "identity"
+
+
+def test_other_class_names_exit_2_unless_mapped(int8_bundle, shapes_folder, tmp_path):
+    renamed = _renamed(shapes_folder, tmp_path / "renamed", {"circle": "disc", "ring": "annulus"})
+    refused = run_cli("validate", int8_bundle, "--data", renamed, "--no-progress", "--report", tmp_path / "r.json")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    error = [line for line in refused.output.splitlines() if line.lower().startswith("error:")]
+    assert len(error) == 1 and "'annulus', 'disc'" in error[0] and "--class-map" in error[0] and "--by-index" in error[0]
+    assert not (tmp_path / "r.json").exists()
+    expected = _top1(int8_bundle, shapes_folder)
+    as_json = tmp_path / "map.json"
+    as_json.write_text(json.dumps({"disc": "circle", "annulus": "ring"}))
+    as_text = tmp_path / "map.txt"
+    as_text.write_text("# data name, model name\ndisc\tcircle\nannulus ring\n")
+    for mapping in (as_json, as_text):
+        ref, compiled, matched = _top1(int8_bundle, renamed, class_map=mapping)
+        assert (ref, compiled) == expected[:2] and matched["how"] == "class-map"
+    passed = run_cli("validate", int8_bundle, "--data", renamed, "--class-map", as_json, "--no-progress", *LOOSE)
+    assert passed.exit_code == 0, passed.output
+
+
+def test_by_index_compares_labels_by_position(int8_bundle, shapes_folder, tmp_path):
+    from resnet_edge.data import SHAPE_CLASSES
+
+    # Folders named after the bundle's class positions: by index, label i is class i again.
+    positions = _renamed(shapes_folder, tmp_path / "positions", {name: f"c{i}" for i, name in enumerate(SHAPE_CLASSES)})
+    ref, compiled, matched = _top1(int8_bundle, positions, by_index=True)
+    assert (ref, compiled) == _top1(int8_bundle, shapes_folder)[:2] and matched == {"how": "by-index", "permuted": False}
+    both = run_cli("validate", int8_bundle, "--data", positions, "--by-index", "--class-map", tmp_path / "x.json")
+    assert both.exit_code == 2
+
+
+def test_class_map_module_rules(tmp_path):
+    from resnet_edge.core.errors import UsageError
+    from resnet_edge.data.classmap import map_classes, read_class_map
+
+    assert map_classes(["b", "a"], ["a", "b"]).indices == (1, 0)
+    assert map_classes(["0", "1"], ["x", "y"]).how == "generic"
+    assert map_classes(["a", "b"], ["a", "a2"], class_map={"a2": "a"}).indices == (0, 0)
+    for bad in ("a b c\n", "\n", "{\"a\": 1}"):
+        (tmp_path / "m.txt").write_text(bad)
+        with pytest.raises(UsageError):
+            read_class_map(tmp_path / "m.txt")
+    with pytest.raises(UsageError, match="leaves data classes without a model class"):
+        map_classes(["a", "b"], ["a", "c"], class_map={"c": "z"})

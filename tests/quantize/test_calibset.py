@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from resnet_edge.data import get_preset
 from resnet_edge.cli import main
 from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.quantize.calibset import load_calibset, make_calibset, set_hash, write_calibset
@@ -61,7 +62,8 @@ def test_a_changed_image_is_detected(tmp_path):
         (None, "does not exist"),
         ("{broken", "unreadable"),
         ('{"format": "something-else"}', "not a resnet-edge calibration set"),
-        ('{"format": "resnet-edge-calibset", "version": 1, "data": "shapes", "split": "train", "classes": [], "preprocessing": {}, "images": []}', "lists no images"),
+        (json.dumps({"format": "resnet-edge-calibset", "version": 1, "data": "shapes", "split": "train", "classes": [],
+                     "preprocessing": get_preset("cifar").to_dict(), "images": []}), "lists no images"),
         ('{"format": "resnet-edge-calibset", "version": 1, "data": "shapes", "split": "train", "classes": [], "preprocessing": {}, "images": [{"path": "x"}]}', "damaged"),
         ('{"format": "resnet-edge-calibset", "version": 99}', "version 99"),
     ],

@@ -47,3 +47,16 @@ def test_torchrun_ddp_with_two_gloo_processes(tmp_path):
     assert "2 process(es) on cpu" in result.stdout
     assert result.stdout.count("epoch 1/1  loss") == 1, "only rank 0 logs"
     assert load_weights(out / "last.pth").metadata["epoch"] == 1
+
+
+def test_an_earlier_run_is_kept_unless_resume_or_force(tmp_path):
+    """Issue 13: a new run over an earlier one's checkpoints is refused; --force starts afresh."""
+    config = TrainConfig(arch="resnet20", data="shapes:48", out=str(tmp_path), epochs=1, batch_size=24, workers=0)
+    train(config)
+    before = (tmp_path / "last.pth").read_bytes()
+    with pytest.raises(UsageError, match=r"holds an earlier run \(last.pth, best.pth\); pass --resume to continue it, --force"):
+        train(config)
+    assert (tmp_path / "last.pth").read_bytes() == before
+    config.force = True
+    assert train(config)["epoch"] == 1
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1]

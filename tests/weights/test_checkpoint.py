@@ -1,5 +1,6 @@
 """Checkpoints and weights files: round trip, torchvision files, and the refusals."""
 
+import re
 import pytest
 import torch
 import torchvision
@@ -67,3 +68,21 @@ def test_resolve_weights_takes_plain_arguments(tmp_path, caplog):
     assert resolve_weights("resnet20", path).classes == ["a", "b", "c"]
     with pytest.raises(UsageError, match="either --weights or --random-weights"):
         resolve_weights("resnet20", path, random_weights=True)
+
+
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        ({"format": "resnet-edge-checkpoint", "state_dict": {}}, "it has no 'arch'"),
+        ({"format": "resnet-edge-checkpoint", "arch": "resnet20"}, "it has no 'state_dict'"),
+        ({"format": "resnet-edge-checkpoint", "arch": 20, "state_dict": {}, "classes": [], "preprocessing": {}}, "'arch' is not a model name"),
+        ({"format": "resnet-edge-checkpoint", "arch": "resnet20", "state_dict": {"x": 1}, "classes": [], "preprocessing": {}}, "not a dict of tensors"),
+        ({"format": "resnet-edge-checkpoint", "arch": "resnet9", "state_dict": {}, "classes": [], "preprocessing": {}}, "unknown arch 'resnet9'"),
+        ({"format": "resnet-edge-checkpoint", "arch": "resnet20", "state_dict": {}, "classes": [], "preprocessing": {}}, "'preprocessing' is incomplete"),
+    ],
+)
+def test_a_damaged_checkpoint_is_refused_by_structure(tmp_path, payload, message):
+    """Issue 13: the format marker alone does not make a checkpoint; its fields are checked before use."""
+    torch.save(payload, tmp_path / "w.pth")
+    with pytest.raises(UsageError, match=re.escape(message)):
+        load_weights(tmp_path / "w.pth")

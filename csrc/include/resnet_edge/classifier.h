@@ -9,6 +9,10 @@
 // Preprocessing is exactly the manifest's (see docs/bundle-manifest.md): BGR -> RGB, resize of
 // the shorter side with Pillow's antialiased filters (bit-exact on uint8), centre crop, /255,
 // normalise, NCHW. Every failure is a resnet_edge::Error with a one-line message.
+//
+// Backends: torchscript; tensorrt (model.ts) with Torch-TensorRT's runtime; openvino (model.xml +
+// model.bin, CPU) when libresnet_edge was built with OpenVINO. The model is loaded from the bytes
+// whose sha256 was checked, so a file replaced on disk after the check cannot run.
 
 #pragma once
 
@@ -111,7 +115,8 @@ cv::Mat resize_and_crop(const cv::Mat& image, int resize, int crop,
 // An image file decoded by the rule the Python side uses (docs/cpp.md "Decoding"): CV_8UC3 BGR,
 // grey replicated, alpha dropped, palettes expanded, 16-bit samples v -> (v + 128) / 257, CMYK JPEG
 // by OpenCV's conversion, EXIF orientation applied to JPEG and PNG files. An empty Mat when the
-// file cannot be read.
+// file cannot be read or decoded, is a truncated JPEG, or has more pixels than
+// OPENCV_IO_MAX_IMAGE_PIXELS (resnet-edge-infer sets it to Pillow's limit, 178956970).
 cv::Mat read_image(const std::string& path);
 
 // Version string of this library.

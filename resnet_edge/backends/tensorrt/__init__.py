@@ -14,10 +14,11 @@ Build (on the GPU that will run the engine; see ``resnet_edge.core.targets``), i
    the installed API generation (``api``): ``enabled_precisions`` on torch-tensorrt 2.8-2.12
    (JetPack 6), a strongly typed graph on 2.13+ (TensorRT 11).
 4. Saved three ways (``TensorRTOptions.formats`` picks; ``formats``): ``model.ts`` for libtorch C++ apps
-   linking ``libtorchtrt_runtime`` (an ExportedProgram cannot be loaded from C++); ``model.ep`` for
-   Python; and ``model.engine``, the plain TensorRT plan for DeepStream / pure TensorRT apps
+   linking ``libtorchtrt_runtime`` (an ExportedProgram cannot be loaded from C++); ``model.pt2`` for
+   Python (saved with ``retrace=False``: its batch stays dynamic); and ``model.engine``, the plain TensorRT plan for DeepStream / pure TensorRT apps
    (``runner.EngineRunner`` runs it from Python). Each file is loaded back and compared with the
-   compiled module before the bundle is written.
+   compiled module at the batch's min, opt and max before the bundle is written. ``--dla-core``
+   builds the engine alone, with TensorRT's builder API (``dla``).
 
 A saved module only loads with the torch-tensorrt and TensorRT versions that built it: the manifest
 records them (``tensorrt.versions``, ``requires.tensorrt``) and ``load`` refuses a mismatch.

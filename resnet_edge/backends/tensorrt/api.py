@@ -176,13 +176,19 @@ def compile_arguments(
     min_block_size: int = 1,
     require_full_compilation: bool = False,
     optimization_level: int | None = None,
+    tf32: bool = False,
+    hardware_compatible: bool = False,
+    timing_cache_path: str | None = None,
 ) -> CompileArguments:
     """Map a build request to ``dynamo.compile`` keywords for ``generation``.
 
     Keywords present in both generations (checked in both ``_compiler.py``): ``device``,
     ``workspace_size`` (bytes), ``min_block_size``, ``require_full_compilation``,
-    ``optimization_level``, ``truncate_double``. Only the ``enabled_precisions`` generation gets
-    ``enabled_precisions`` and ``use_explicit_typing``.
+    ``optimization_level``, ``truncate_double``, ``timing_cache_path``, ``hardware_compatible``. Only
+    the ``enabled_precisions`` generation gets ``enabled_precisions`` and ``use_explicit_typing``.
+    FP32 gets ``disable_tf32=True`` unless ``tf32`` (torch-tensorrt's default, False, lets TensorRT run
+    FP32 convolutions in TF32). Keywords in ``OPTIONAL_KEYWORDS`` are dropped at build time where the
+    installed function lacks them (``drop_optional_keywords``) and the manifest says so.
     """
     plan = precision_plan(generation, precision)
     kwargs: dict = {
@@ -202,6 +208,13 @@ def compile_arguments(
     if generation == ENABLED_PRECISIONS:
         kwargs["enabled_precisions"] = set(plan.enabled_precisions or ())
         kwargs["use_explicit_typing"] = False
+    if precision == "fp32":
+        kwargs["disable_tf32"] = not tf32
+        notes.append("TF32 allowed (--tf32)" if tf32 else "TF32 disabled: true FP32 kernels")
+    if hardware_compatible:
+        kwargs["hardware_compatible"] = True
+    if timing_cache_path:
+        kwargs["timing_cache_path"] = str(timing_cache_path)
     if dla_core is not None:
         if precision == "fp32":
             raise UsageError("--dla-core needs --fp16 or --int8: the DLA runs FP16 and INT8 layers only")
@@ -234,3 +247,54 @@ def torch_tensorrt_importable() -> bool:
     """Whether ``import torch_tensorrt`` can be attempted (the package is on the path); imports nothing."""
     return importlib.util.find_spec("torch_tensorrt") is not None
 
+
+
+# Keywords a build passes when the installed function has them, and otherwise drops (recorded): the
+# 2.8 wheel's convert_exported_program_to_serialized_trt_engine has neither disable_tf32 nor
+# hardware_compatible, and what 2.8's dynamo.compile lacks is refused nowhere else.
+OPTIONAL_KEYWORDS = ("disable_tf32", "hardware_compatible", "timing_cache_path")
+HARDWARE_COMPATIBLE_MIN_CC = (8, 0)  # TensorRT's AMPERE_PLUS hardware compatibility level
+
+
+def drop_optional_keywords(kwargs: dict, function) -> list[str]:
+    """Remove from ``kwargs`` the ``OPTIONAL_KEYWORDS`` that ``function`` does not take; their names."""
+    parameters = set(inspect.signature(function).parameters)
+    dropped = [name for name in OPTIONAL_KEYWORDS if name in kwargs and name not in parameters]
+    for name in dropped:
+        del kwargs[name]
+    return dropped
+
+
+def manifest_arguments(kwargs: dict, dropped: list[str] = ()) -> dict:
+    """The compile keywords as the manifest records them (sets sorted, the timing cache by file name)."""
+    recorded = {}
+    for key, value in kwargs.items():
+        if key in dropped:
+            continue
+        if isinstance(value, set):
+            value = sorted(str(p) for p in value)
+        elif key == "timing_cache_path":
+            value = value.rsplit("/", 1)[-1]
+        recorded[key] = value
+    return recorded
+
+
+def tf32_state(precision: str, tf32: bool, dropped: list[str] = ()) -> str:
+    """The manifest's ``tensorrt.tf32``: ``"disabled"``, ``"allowed"`` (--tf32 or a release without
+    ``disable_tf32``) or ``"n/a"`` (FP16 / INT8 builds, whose float layers TensorRT may run in TF32)."""
+    if precision != "fp32":
+        return "n/a"
+    return "allowed" if tf32 or "disable_tf32" in dropped else "disabled"
+
+
+def check_hardware_compatible(requested: bool, gpu: dict | None, dla_core: int | None) -> None:
+    """``--hardware-compatible`` needs an Ampere-or-newer GPU (TensorRT's AMPERE_PLUS level) and no DLA."""
+    if not requested:
+        return
+    if dla_core is not None:
+        raise UsageError("--hardware-compatible and --dla-core exclude each other: a DLA engine is tied to its DLA")
+    cc = parse_version((gpu or {}).get("compute_capability"))
+    if cc is not None and cc[:2] < HARDWARE_COMPATIBLE_MIN_CC:
+        raise UsageError(
+            f"--hardware-compatible needs an Ampere or newer GPU (compute capability 8.0+); this one is {gpu['compute_capability']}"
+        )

@@ -46,14 +46,15 @@ def require_torch_tensorrt(versions: api.TrtVersions) -> str:
 
 
 def check_dla_support(generation: str, versions: api.TrtVersions, dla_core: int | None, available_cores: int | None) -> None:
-    """TensorRT 11 has no DLA except in the newest JetPack: refuse a DLA build it cannot do."""
+    """TensorRT 11 has no DLA except on AGX Orin with the newest JetPack: refuse a DLA build it cannot do."""
     if dla_core is None:
         return
     major = (api.parse_version(versions.tensorrt) or (0,))[0]
     if major >= 11 and not available_cores:
         raise UsageError(
-            f"--dla-core: TensorRT {versions.tensorrt} reports no DLA on this device (TensorRT 11 has DLA only in the newest "
-            f"JetPack); on JetPack 6 use torch-tensorrt 2.8 with TensorRT 10.3, or drop --dla-core to run on the GPU"
+            f"--dla-core: TensorRT {versions.tensorrt} reports no DLA on this device: TensorRT 11.0-11.3 have no DLA, "
+            f"11.4.1+ has it only on Jetson AGX Orin with JetPack 7.2.2+, and Jetson Thor has none; on JetPack 6 use "
+            f"torch-tensorrt 2.8 with TensorRT 10.3, or drop --dla-core to run on the GPU"
         )
 
 

@@ -40,6 +40,7 @@ class QuantizedGraph:
 
     program: torch.export.ExportedProgram
     quantization: dict
+    model: nn.Module  # the calibrated fake-quant model (the DLA build exports it to ONNX)
 
 
 def ptq_config(config: BuildConfig) -> modelopt_ptq.PTQConfig:
@@ -62,10 +63,10 @@ def quantize_and_export(prepared: nn.Module, config: BuildConfig, example: torch
     calibration = config.calibration
     log.info(f"calibrating INT8 ranges with ModelOpt ({settings.method}) on {calibration.num_images} images")
     started = time.time()
-    quantized = modelopt_ptq.calibrate(prepared, calibration, settings, device=example.device)
+    quantized, choice = modelopt_ptq.calibrate_with_choice(prepared, calibration, settings, device=example.device)
     log.info(f"calibrated {len(modelopt_ptq.quantized_layers(quantized))} layers in {time.time() - started:.1f}s")
     save_quantized(quantized, Path(out_dir) / MODELOPT_FILE)
-    quantization = modelopt_ptq.quantization_manifest(quantized, settings)
+    quantization = modelopt_ptq.quantization_manifest(quantized, settings, choice=choice)
     if config.fused:
         log.info("fusing calibrated blocks into resnet_edge::int8_residual_block ops (Q/DQ carried)")
         quantized = fuse_quantized_model(quantized)
@@ -73,7 +74,7 @@ def quantize_and_export(prepared: nn.Module, config: BuildConfig, example: torch
     program = modelopt_ptq.export_for_tensorrt(quantized, example, None if batch.static else (batch.min, batch.opt, batch.max))
     blocks = f" and {count_int8_blocks(program)} int8_residual_block ops" if config.fused else ""
     log.info(f"exported with {modelopt_ptq.count_qdq_nodes(program)} Q/DQ nodes{blocks}")
-    return QuantizedGraph(program, quantization)
+    return QuantizedGraph(program, quantization, quantized)
 
 
 def save_quantized(quantized: nn.Module, path: Path) -> None:

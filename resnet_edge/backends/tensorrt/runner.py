@@ -1,4 +1,5 @@
-"""Run a bundle's raw TensorRT engine (``model.engine``) from Python without torch: TensorRT + cuda-python.
+"""Run a bundle's raw TensorRT engine (``model.engine``) from Python without torch: TensorRT plus
+cuda-python or pycuda (``cudamem``; cuda-python preferred, whichever is installed).
 
 For camera loops and DeepStream-style apps that want the plain engine: the device buffers (sized for
 the engine's largest batch), page-locked host buffers and a CUDA stream are allocated once; each
@@ -9,29 +10,23 @@ call copies the batch in, runs ``execute_async_v3`` on the stream, copies the lo
     with EngineRunner("build/r50-int8/model.engine") as run:
         logits = run(batch)          # numpy float32 N x 3 x H x W  ->  numpy float32 N x classes
 
-Needs the ``tensorrt`` Python bindings (the same TensorRT that built the engine) and ``cuda-python``
-(``cuda.bindings.runtime``; older releases call it ``cuda.cudart``). pycuda works the same way; it is
-not used because it needs a C compiler to install and cuda-python ships wheels for x86 and Jetson.
+Needs the ``tensorrt`` Python bindings (the same TensorRT that built the engine). A DLA engine needs
+``dla_core`` (the manifest's ``tensorrt.dla.core``): TensorRT's runtime must be told the core before
+it deserialises the engine. ``io_names`` (the manifest's ``engine_io``) checks that the engine's
+tensors are the ones the build recorded. The pure logic (tensor order, dtypes, buffer sizes) lives in
+``bindings``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 from pathlib import Path
 
 import numpy as np
 
 from ...core.errors import CheckFailed, UsageError
-
-
-def _cudart():
-    for name in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise UsageError("the raw-engine runner needs cuda-python: pip install cuda-python (on JetPack 6: cuda-python==12.6.*)")
+from . import bindings
+from .cudamem import open_binding
 
 
 def _tensorrt():
@@ -41,75 +36,103 @@ def _tensorrt():
         raise UsageError(f"the raw-engine runner needs TensorRT's Python bindings ({error}); install the TensorRT that built the engine") from None
 
 
+def deserialize(trt, data: bytes, dla_core: int | None = None):
+    """``(logger, runtime, engine)``: a ``trt.Runtime`` (its ``DLA_core`` set before deserialising a DLA engine) and the engine."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
+    if dla_core is not None:
+        if runtime.num_DLA_cores <= dla_core:
+            raise CheckFailed(f"the engine runs on DLA core {dla_core} but TensorRT sees {runtime.num_DLA_cores} DLA core(s) here")
+        runtime.DLA_core = dla_core
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise CheckFailed(
+            f"TensorRT {trt.__version__} cannot deserialise this engine: it was built with another TensorRT version "
+            f"or for another GPU model; rebuild it on this device (resnet-edge compile or resnet-edge retarget)"
+        )
+    return logger, runtime, engine
+
+
 class EngineRunner:
     """A deserialised engine with its buffers, stream and execution context, reused call after call.
 
     ``engine``: path to a serialized TensorRT plan, or its bytes. ``device``: CUDA device index.
+    ``dla_core``: the DLA core a DLA engine was built for. ``io_names``: the manifest's ``engine_io``.
+    ``cuda``: ``"cuda-python"`` or ``"pycuda"`` to force one binding (default: cuda-python if present).
     The engine must have exactly one input (NCHW) and one output (logits), as resnet-edge builds them.
     """
 
-    def __init__(self, engine: str | Path | bytes, device: int = 0) -> None:
-        self._cudart = cudart = _cudart()
-        trt = self._trt = _tensorrt()
-        self._allocations: list[tuple[str, int]] = []
+    def __init__(self, engine: str | Path | bytes, device: int = 0, dla_core: int | None = None,
+                 io_names: dict | None = None, cuda: str | None = None) -> None:
+        self._allocations: list[tuple[str, object]] = []
         self._stream = None
-        self._check(cudart.cudaSetDevice(device), "cudaSetDevice")
+        trt = self._trt = _tensorrt()
+        self._cuda = open_binding(device, cuda)
         data = engine if isinstance(engine, (bytes, bytearray)) else Path(engine).read_bytes()
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(data)
-        if self.engine is None:
-            raise CheckFailed(
-                f"TensorRT {trt.__version__} cannot deserialise this engine: it was built with another TensorRT version "
-                f"or for another GPU model; rebuild it on this device with resnet-edge compile"
-            )
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise CheckFailed(f"expected an engine with one input and one output, found inputs {inputs} and outputs {outputs}")
-        self.input_name, self.output_name = inputs[0], outputs[0]
-        self.input_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
-        self.output_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
-        shape = tuple(self.engine.get_tensor_shape(self.input_name))
-        if shape[0] == -1:  # dynamic batch: the optimisation profile bounds it
-            low, _, high = (tuple(s) for s in self.engine.get_tensor_profile_shape(self.input_name, 0))
-            self.min_batch, self.max_batch, self.image_shape = low[0], high[0], tuple(high[1:])
-        else:
-            self.min_batch = self.max_batch = shape[0]
-            self.image_shape = shape[1:]
+        self._logger, self._runtime, self.engine = deserialize(trt, data, dla_core)
+        tensors = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        order = [(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT) for name in tensors]
+        self.input_name, self.output_name = bindings.split_io(order, io_names)
         self.context = self.engine.create_execution_context()
-        self.context.set_input_shape(self.input_name, (self.max_batch, *self.image_shape))
-        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
-        self.num_classes = int(np.prod(out_shape[1:]))
-        in_bytes = self.max_batch * int(np.prod(self.image_shape)) * self.input_dtype.itemsize
-        out_bytes = self.max_batch * self.num_classes * self.output_dtype.itemsize
-        self._d_input = self._malloc(in_bytes)
-        self._d_output = self._malloc(out_bytes)
-        self._h_input = self._pinned(in_bytes, self.input_dtype, (self.max_batch, *self.image_shape))
-        self._h_output = self._pinned(out_bytes, self.output_dtype, (self.max_batch, self.num_classes))
-        self._stream = self._check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self.plan = self._plan()
+        self.context.set_input_shape(self.input_name, (self.plan.max_batch, *self.plan.image_shape))
+        self._allocate()
+
+    def _plan(self) -> bindings.BufferPlan:
+        engine = self.engine
+        shape = tuple(engine.get_tensor_shape(self.input_name))
+        profile = engine.get_tensor_profile_shape(self.input_name, 0) if shape[0] == -1 else None
+        low, high, image = bindings.batch_range(shape, profile)
+        self.context.set_input_shape(self.input_name, (high, *image))
+        return bindings.buffer_plan(
+            shape, profile, tuple(self.context.get_tensor_shape(self.output_name)),
+            bindings.numpy_dtype(engine.get_tensor_dtype(self.input_name)),
+            bindings.numpy_dtype(engine.get_tensor_dtype(self.output_name)),
+        )
+
+    def _allocate(self) -> None:
+        cuda, plan = self._cuda, self.plan
+        self._d_input = cuda.malloc(plan.input_bytes)
+        self._allocations.append(("device", self._d_input))
+        self._d_output = cuda.malloc(plan.output_bytes)
+        self._allocations.append(("device", self._d_output))
+        self._h_input, handle = cuda.pinned((plan.max_batch, *plan.image_shape), plan.input_dtype)
+        self._allocations.append(("host", handle))
+        self._h_output, handle = cuda.pinned((plan.max_batch, plan.num_classes), plan.output_dtype)
+        self._allocations.append(("host", handle))
+        self._stream = cuda.stream()
         self.context.set_tensor_address(self.input_name, self._d_input)
         self.context.set_tensor_address(self.output_name, self._d_output)
 
-    # -- CUDA helpers
-    def _check(self, result, what: str):
-        error, *values = result if isinstance(result, tuple) else (result,)
-        if int(error) != 0:
-            _, text = self._cudart.cudaGetErrorString(error)
-            raise CheckFailed(f"{what} failed: {text.decode() if isinstance(text, bytes) else text}")
-        return values[0] if len(values) == 1 else (values or None)
+    # -- what the engine takes
+    @property
+    def binding(self) -> str:
+        """The CUDA binding in use: ``"cuda-python"`` or ``"pycuda"``."""
+        return self._cuda.name
 
-    def _malloc(self, size: int) -> int:
-        pointer = int(self._check(self._cudart.cudaMalloc(size), "cudaMalloc"))
-        self._allocations.append(("device", pointer))
-        return pointer
+    @property
+    def min_batch(self) -> int:
+        return self.plan.min_batch
 
-    def _pinned(self, size: int, dtype: np.dtype, shape: tuple) -> np.ndarray:
-        pointer = int(self._check(self._cudart.cudaMallocHost(size), "cudaMallocHost"))
-        self._allocations.append(("host", pointer))
-        buffer = (ctypes.c_byte * size).from_address(pointer)
-        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    @property
+    def max_batch(self) -> int:
+        return self.plan.max_batch
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.plan.image_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.plan.num_classes
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.plan.input_dtype
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        return self.plan.output_dtype
 
     # -- running
     def __call__(self, batch) -> np.ndarray:
@@ -117,41 +140,41 @@ class EngineRunner:
         array = np.asarray(batch)
         if array.ndim == 3:
             array = array[None]
-        count = array.shape[0]
-        if tuple(array.shape[1:]) != self.image_shape or not self.min_batch <= count <= self.max_batch:
-            raise UsageError(
-                f"this engine takes {self.min_batch}..{self.max_batch} x {' x '.join(map(str, self.image_shape))} batches, got {array.shape}"
-            )
-        cudart = self._cudart
+        problem = self.plan.check_batch(array.shape)
+        if problem:
+            raise UsageError(problem)
+        count, cuda = array.shape[0], self._cuda
         host_in = self._h_input[:count]
         np.copyto(host_in, array, casting="same_kind")
         if not self.context.set_input_shape(self.input_name, (count, *self.image_shape)):
             raise CheckFailed(f"TensorRT refused input shape {(count, *self.image_shape)}")
-        kind = cudart.cudaMemcpyKind
-        self._check(cudart.cudaMemcpyAsync(self._d_input, host_in.ctypes.data, host_in.nbytes, kind.cudaMemcpyHostToDevice, self._stream), "copy in")
-        if not self.context.execute_async_v3(int(self._stream)):
+        cuda.to_device(self._d_input, host_in, self._stream)
+        if not self.context.execute_async_v3(cuda.stream_handle(self._stream)):
             raise CheckFailed("TensorRT execute_async_v3 failed (see TensorRT's log above)")
         host_out = self._h_output[:count]
-        self._check(cudart.cudaMemcpyAsync(host_out.ctypes.data, self._d_output, host_out.nbytes, kind.cudaMemcpyDeviceToHost, self._stream), "copy out")
-        self._check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        cuda.to_host(host_out, self._d_output, self._stream)
+        cuda.synchronize(self._stream)
         return host_out.astype(np.float32, copy=True)
 
     def layer_information(self) -> str:
-        """TensorRT's engine inspector output (JSON): the layers and, on Jetson, which ran on the DLA."""
+        """TensorRT's engine inspector output (JSON): the layers and, on Jetson, which run on the DLA."""
         inspector = self.engine.create_engine_inspector()
         return inspector.get_engine_information(self._trt.LayerInformationFormat.JSON)
 
     # -- cleanup
     def close(self) -> None:
-        cudart = self._cudart
+        cuda = getattr(self, "_cuda", None)
+        if cuda is None:
+            return
         if self._stream is not None:
-            cudart.cudaStreamSynchronize(self._stream)
-            cudart.cudaStreamDestroy(self._stream)
+            cuda.destroy_stream(self._stream)
             self._stream = None
         while self._allocations:
-            kind, pointer = self._allocations.pop()
-            (cudart.cudaFree if kind == "device" else cudart.cudaFreeHost)(pointer)
+            kind, handle = self._allocations.pop()
+            (cuda.free if kind == "device" else cuda.free_pinned)(handle)
         self.context = None
+        cuda.close()
+        self._cuda = None
 
     def __enter__(self) -> "EngineRunner":
         return self

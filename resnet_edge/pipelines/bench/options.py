@@ -31,6 +31,8 @@ class BenchOptions:
     cuda_graphs: bool = False
     rounds: int = defaults.BENCH_ROUNDS
     memory: bool = True
+    runtimes: bool = True  # also time the bundle's model under every other installed CPU runtime
+    profile: bool = False  # also a per-block time table from the runtime's own profiler (``profile``)
     command: str | None = None
 
 

@@ -13,12 +13,14 @@ from ...bundle import load as load_bundle
 from ...bundle import read_manifest
 from ...core.device import resolve_device
 from ...core.io import write_json
+from .conditions import coefficient_of_variation, condition_warnings, finish_conditions, read_conditions
 from .cudagraphs import graph_variants
 from .memory import HostMemory, MemoryFigures, measure_memory
 from .options import BenchOptions, BenchResult, check_options
+from .profile import profile_section
 from .report import add_ratios, build_report, result_entry
 from .timing import time_rounds, warm_up
-from .variants import Variant, bundle_variant, eager_variant, example_batch
+from .variants import Variant, bundle_variant, eager_variant, example_batch, runtime_makers
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
 
 def _run(options: BenchOptions) -> BenchResult:
     started = time.time()
+    conditions = read_conditions()  # before anything loads: the load average of the host as found
     manifest = read_manifest(options.bundle)
     cuda = _use_cuda(options.device, manifest)
     shape = tuple(manifest["input"]["shape"][1:])
@@ -55,8 +58,14 @@ def _run(options: BenchOptions) -> BenchResult:
         options.warmup, options.iters, torch.get_num_threads(),
     )  # fmt: skip
     results, failed = _measure(variants, options, shape, cuda, memory, host.kind)
+    finish_conditions(conditions)
     add_ratios(results)
     report = build_report(options, manifest, cuda, results, failed, started)
+    report["conditions"], report["warnings"] = conditions, condition_warnings(conditions, results)
+    if options.profile:  # after the timing: the profiler's overhead must not touch the sweep
+        report["profile"] = profile_section(options, manifest)
+    for warning in report["warnings"]:
+        log.warning(warning)
     written = {"report": write_json(options.report, report)} if options.report is not None else {}
     return BenchResult(report, written)
 
@@ -77,6 +86,8 @@ def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[C
         device = resolve_device(options.device) if cuda else torch.device("cpu")
         makers.append(partial(eager_variant, manifest, device))
     makers.append(lambda: bundle_variant(load_bundle(options.bundle, device=options.device)))
+    if options.runtimes and not cuda:  # the same model under the other CPU runtimes installed
+        makers += runtime_makers(options.bundle, manifest)
     return makers
 
 
@@ -100,5 +111,6 @@ def _measure(
         batch = example_batch(size, shape)
         active = warm_up(variants, batch, options.warmup, failed)
         wall, gpu = time_rounds(active, batch, options.iters, options.rounds, cuda)
-        results += [result_entry(v, size, wall[v.name], gpu[v.name], memory, memory_kind) for v in active]
+        results += [{**result_entry(v, size, wall[v.name], gpu[v.name], memory, memory_kind), "cv": coefficient_of_variation(wall[v.name])}
+                    for v in active]
     return results, failed

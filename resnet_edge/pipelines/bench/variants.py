@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+from ...backends import Backend, backend_availability, get_backend, list_backends
 from ...bundle import Bundle
 from ...models import create_model
 from .options import BASELINE_VARIANT
@@ -58,3 +61,33 @@ def bundle_variant(loaded: Bundle) -> Variant:
         predictor.module if device == "cuda" else None,
         (batch.min, batch.max),
     )
+
+
+def _runtime_variant(backend: Backend, path: Path, manifest: dict) -> Variant | None:
+    """The bundle's model under ``backend`` (not the bundle's own), or None when it cannot read it."""
+    predictor = backend.foreign_predictor(path, manifest)
+    if predictor is None:
+        return None
+    runner = Bundle(path, manifest, backend, predictor)
+    return Variant(
+        f"{backend.name}-{manifest['precision']}-of-{manifest['backend']}",
+        f"the bundle's {manifest['backend']} model run by {backend.display_name or backend.name} on the CPU",
+        "cpu",
+        runner.predict,
+        None,
+        (runner.batch.min, runner.batch.max),
+    )
+
+
+def runtime_makers(path: Path, manifest: dict) -> list[Callable[[], Variant]]:
+    """Loaders of the bundle's model under every *other* installed CPU runtime that can read it (e.g. an
+    ONNX Runtime bundle's ``model.onnx`` under OpenVINO), each runtime with its own thread pool, through
+    the same padding and splitting as the bundle. Variants are named ``<runtime>-<precision>-of-<backend>``."""
+    makers: list[Callable[[], Variant]] = []
+    for name in list_backends():
+        if name == manifest["backend"] or not backend_availability(name)[0]:
+            continue
+        backend = get_backend(name)
+        if "cpu" in backend.targets and _runtime_variant(backend, path, manifest) is not None:
+            makers.append(partial(_runtime_variant, backend, path, manifest))
+    return makers

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ...core.errors import CheckFailed, UsageError
 from ...data import eval_transform, open_data
+from ...data.classmap import map_classes
 from ...metrics import top1_percent
 from ...weights import LoadedWeights
 from ..calibration import PreparedCalibration, loader
@@ -40,16 +41,18 @@ def logits(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
 def validation_data(options: CompileOptions, loaded: LoadedWeights) -> ValidationData:
     """``--val-data``'s val split (its first ``--val-images``), checked against the model's classes."""
     source = open_data(options.val_data)
-    if len(source.classes) != len(loaded.classes):
+    if len(source.classes) != len(loaded.classes) and options.class_map is None:
         raise UsageError(
             f"--val-data {options.val_data} has {len(source.classes)} classes and the model {len(loaded.classes)}; "
             f"validate on data with the model's classes"
         )
-    if list(source.classes) != list(loaded.classes) and loaded.source == "checkpoint":
-        log.warning("--val-data class names differ from the checkpoint's; labels are compared by index")
+    # Labels are matched by class name (a folder lists them sorted), never silently by position.
+    matched = map_classes(loaded.classes, source.classes, class_map=options.class_map, by_index=options.by_index,
+                          flag=f"--val-data {options.val_data}")
     dataset = source.split("val", transform=eval_transform(loaded.preprocessing))
     if options.val_images and options.val_images < len(dataset):
         dataset = Subset(dataset, range(options.val_images))
+    dataset = matched.apply(dataset)
     return ValidationData(loader(dataset, VALIDATION_BATCH), {"data": options.val_data, "split": "val", "num_images": len(dataset)})
 
 

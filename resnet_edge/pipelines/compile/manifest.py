@@ -14,6 +14,7 @@ from ...weights import LoadedWeights
 from ..calibration import PreparedCalibration
 
 CALIBRATION_SET_FILE = "calibration-set.json"
+AUTO_FIELD = "calibration_auto"  # quantization.<this> -> calibration.auto
 # Fields only compile sets: a backend's ``BuildResult.manifest`` may not override them.
 RESERVED_FIELDS = ("schema_version", "arch", "classes", "num_classes", "files", "artifacts", "backend", "precision", "reference")
 
@@ -74,7 +75,11 @@ def base_manifest(loaded: LoadedWeights, backend: Backend, config: BuildConfig, 
 
 
 def merge_backend_fields(manifest: dict, result: BuildResult, backend: Backend) -> dict:
-    """Add the backend's extra manifest fields; it may extend ``quantization`` but not override compile's fields."""
+    """Add the backend's extra manifest fields; it may extend ``quantization`` but not override compile's fields.
+
+    What ``--calib-method auto`` measured reaches compile as ``quantization.calibration_auto`` (the
+    quantization step of every backend reports it there) and is filed as ``calibration.auto``.
+    """
     for key, value in result.manifest.items():
         if key in RESERVED_FIELDS:
             raise RuntimeError(f"backend {backend.name} may not set manifest field {key!r}")
@@ -82,4 +87,7 @@ def merge_backend_fields(manifest: dict, result: BuildResult, backend: Backend) 
             manifest["quantization"].update(value)
         else:
             manifest[key] = value
+    auto = (manifest.get("quantization") or {}).pop(AUTO_FIELD, None)
+    if auto is not None and manifest.get("calibration") is not None:
+        manifest["calibration"]["auto"] = auto
     return manifest

@@ -31,12 +31,20 @@ class CompileOptions:
     dynamic_batch: str | None = None
     dla_core: int | None = None
     workspace_mb: int | None = None
+    tf32: bool | None = None  # TensorRT FP32: allow TF32 (None: not given)
+    hardware_compatible: bool | None = None  # TensorRT: Ampere+ hardware-compatible engine (None: not given)
     fused: bool | None = None  # None: the backend's default
     force: bool = False
     val_data: str | None = None
     val_images: int | None = None
     max_top1_drop: float | None = None  # INT8: keep sensitive layers in float until within this (points)
+    class_map: Path | None = None  # --class-map: --val-data / calibration class name -> model class name
+    by_index: bool = False  # --by-index: match --val-data / calibration labels to the model's by position
     command: str | None = None  # the command line, recorded in the manifest
+    # INT8 from stored ranges instead of calibrating (``retarget``): a bundle's calibration-cache.json, and
+    # the layers that bundle kept out of INT8. Calibration images, if also given, are then only check inputs.
+    ranges_file: Path | None = None
+    keep_float: tuple[str, ...] = ()
 
 
 @dataclass
@@ -51,7 +59,11 @@ class CompileResult:
 def _check_calibration(options: CompileOptions) -> None:
     if options.calib_data and options.calib_set:
         raise UsageError("pass either --calib-data or --calib-set, not both")
-    if options.precision == "int8" and not (options.calib_data or options.calib_set):
+    if options.ranges_file is not None and options.precision != "int8":
+        raise UsageError(f"stored calibration ranges are for INT8 builds, not {options.precision}")
+    if options.ranges_file is not None and options.max_top1_drop is not None:
+        raise UsageError("--max-top1-drop calibrates afresh to measure each layer; it cannot use stored ranges")
+    if options.precision == "int8" and not (options.calib_data or options.calib_set or options.ranges_file):
         raise UsageError(
             "INT8 needs real calibration images: pass --calib-data SPEC or --calib-set calibration/NAME.json "
             "(random calibration is refused: it gives ranges that fit no real image)"

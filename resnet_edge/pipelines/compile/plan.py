@@ -13,9 +13,11 @@ import torch
 
 from ... import bundle as bundle_io
 from ...backends import Backend, BatchSpec, BuildConfig, QuantOptions, choose_backend, make_options
+from ...backends.base import check_ranges_support
 from ...core import hostinfo
 from ...core.defaults import TARGETS
 from ...models import get_spec
+from .autobackend import auto_cpu_backend
 from .options import CompileOptions, check_options
 
 log = logging.getLogger(__name__)
@@ -53,28 +55,51 @@ def _batch(options: CompileOptions, backend: Backend) -> BatchSpec:
     return backend.default_batch
 
 
-def plan_build(options: CompileOptions) -> BuildPlan:
-    """Check the options, the output directory, the backend and its config, in that order."""
+def _config(options: CompileOptions, backend: Backend, target: str, fused: bool, device: str) -> BuildConfig:
+    """A first config with the arch's default input, before anything is loaded."""
     spec = get_spec(options.arch)
-    check_options(options)
-    out = bundle_io.check_out_dir(Path(options.out), options.force)
-    backend, why = choose_backend(options.backend)
-    log.info(why)
-    target = options.target or default_target(backend)
-    backend_options = make_options(backend, workspace_mb=options.workspace_mb, dla_core=options.dla_core)
-    if options.precision != "int8" and (options.calib_data or options.calib_set):
-        log.info(f"note: calibration data is only used for --int8; ignored for --{options.precision}")
-    # A first check of the config with the arch's default input, before loading anything.
-    config = BuildConfig(
+    return BuildConfig(
         arch=options.arch,
         precision=options.precision,
         target=target,
         input_shape=(3, spec.input_size, spec.input_size),
         batch=_batch(options, backend),
-        fused=backend.default_fused() if options.fused is None else options.fused,
-        device=build_device(backend, target, options.precision),
-        quantization=QuantOptions(),
-        options=backend_options,
+        fused=fused,
+        device=device,
+        quantization=QuantOptions(keep_float=tuple(options.keep_float), ranges_file=options.ranges_file),
+        options=make_options(
+            backend, workspace_mb=options.workspace_mb, dla_core=options.dla_core,
+            tf32=options.tf32 or None, hardware_compatible=options.hardware_compatible or None,
+        ),
     )
+
+
+def _measured_cpu_choice(options: CompileOptions, backend: Backend) -> bool:
+    """``--backend auto`` measures the CPU runtimes for ``--target cpu``, or with no target when the
+    automatic choice is a CPU-capable backend (no GPU backend usable here)."""
+    if options.backend != "auto":
+        return False
+    return options.target == "cpu" or (options.target is None and "cpu" in backend.targets)
+
+
+def plan_build(options: CompileOptions) -> BuildPlan:
+    """Check the options, the output directory, the backend and its config, in that order."""
+    get_spec(options.arch)
+    check_options(options)
+    out = bundle_io.check_out_dir(Path(options.out), options.force)
+    backend, why = choose_backend(options.backend)
+    if options.precision != "int8" and (options.calib_data or options.calib_set):
+        log.info(f"note: calibration data is only used for --int8; ignored for --{options.precision}")
+    if _measured_cpu_choice(options, backend):
+        # Every CPU runtime builds unfused unless --fused asks otherwise (then only those that can hold the ops).
+        backend, why = auto_cpu_backend(_config(options, backend, "cpu", bool(options.fused), "cpu"))
+        log.info(why)
+        config = _config(options, backend, "cpu", bool(options.fused), "cpu")
+    else:
+        log.info(why)
+        target = options.target or default_target(backend)
+        fused = backend.default_fused() if options.fused is None else options.fused
+        config = _config(options, backend, target, fused, build_device(backend, target, options.precision))
     backend.check_config(config)
+    check_ranges_support(backend, config)  # again: a backend's own check_config may not call the base one
     return BuildPlan(out, backend, config)

@@ -13,10 +13,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from torch import nn
 
 from ... import bundle as bundle_io
+from ...backends import Backend
 from ...core.logs import collect_warnings
 from ...weights import LoadedWeights, resolve_weights
 from .. import fallback as fallback_plan
@@ -40,7 +42,12 @@ class Inputs:
     fallback: fallback_plan.FallbackPlan | None
 
 
-def compile_bundle(options: CompileOptions) -> CompileResult:
+# Called with (staging dir, manifest, backend) after the checks, before the manifest is written: a caller's
+# own checks and manifest fields (``retarget``), inside the same atomic build.
+Finish = Callable[[Path, dict, Backend], None]
+
+
+def compile_bundle(options: CompileOptions, finish: Finish | None = None) -> CompileResult:
     """Build the bundle ``options`` describe at ``options.out``; see the module docstring for the order."""
     with collect_warnings() as warnings:
         started = time.time()
@@ -49,6 +56,8 @@ def compile_bundle(options: CompileOptions) -> CompileResult:
         with bundle_io.staging(plan.out, options.force) as tmp:
             manifest, build_seconds = _build(options, plan, inputs, tmp)
             _check(options, plan, inputs, tmp, manifest)
+            if finish is not None:
+                finish(tmp, manifest, plan.backend)
             manifest["build"] = {"seconds": round(time.time() - started, 1), "backend_seconds": build_seconds, "command": options.command}
             written = bundle_io.write_manifest(tmp, manifest)
     return CompileResult(plan.out, written, list(warnings))
@@ -62,9 +71,10 @@ def _prepare_inputs(options: CompileOptions, plan: BuildPlan) -> Inputs:
     config = plan.config
     config.input_shape = (3, loaded.preprocessing.crop, loaded.preprocessing.crop)
     calibration = None
-    if options.precision == "int8":
+    if options.precision == "int8" and (options.calib_set or options.calib_data):
         calibration = prepare_calibration(loaded, options.calib_set, options.calib_data, options.calib_images,
-                                          options.calib_method, options.calib_seed)
+                                          options.calib_method, options.calib_seed,
+                                          class_map=options.class_map, by_index=options.by_index)
         config.calibration = calibration.data
     validation = validation_data(options, loaded) if options.val_data else None
     fallback = None

@@ -1,0 +1,185 @@
+"""``resnet-edge diagnose``: where along the network a compiled bundle loses accuracy, and why.
+
+At every residual-block output (the tensor after the block's add + ReLU, named as ``sensitivity`` and
+the ``--max-top1-drop`` fallback name layers: ``layer2.1``) three things are compared on the same images:
+
+* the FP32 reference (eager PyTorch, forward hooks on its blocks),
+* the INT8 simulator of the artifact (``Backend.simulator``: fake quantization with the artifact's own
+  scales), INT8 bundles only,
+* the deployed artifact itself (``Backend.block_probe``: the block outputs marked as outputs of the
+  graph / engine, nothing else, so the runtime keeps its fusion).
+
+Per block: SQNR in dB, ``10 log10(sum ref^2 / sum (x - ref)^2)`` over all images, and the mean
+per-image cosine similarity, of the simulator and of the artifact against FP32, and of the artifact
+against the simulator.
+
+**Divergence.** A series (simulator or artifact vs FP32) diverges at the first block whose SQNR is
+below ``min_sqnr`` (default 20 dB: noise at a tenth of the signal's amplitude), or more than
+``max_sqnr_drop`` dB (default 6: the noise doubled) below the previous block's while under 40 dB
+(above it the noise is under 1 % of the signal and no fall counts). **Verdict**:
+``quantization`` when the simulator already diverges (at that block: the INT8 ranges lose it, the
+engine merely inherits it); ``engine`` when the artifact diverges and the simulator does not, or the
+artifact diverges earlier, or the artifact differs from its own simulator by more than the same rule
+(the runtime computes something else than the Q/DQ graph says); ``none`` when nothing diverges.
+The block named can be fed back: ``sensitivity --layers 'layer2.1*'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Subset
+
+from .. import bundle as bundle_io
+from ..backends.probes import module_probe
+from ..core import defaults
+from ..core.errors import CheckFailed, UsageError
+from ..core.io import check_output_path, write_atomic, write_json
+from ..data import open_data
+from ..data.loader import make_loader
+from ..models.blocks import BasicBlock, Bottleneck
+from .diagnose_metrics import SeriesStats, divergence, verdict
+from .validate import load_reference
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DiagnoseOptions", "DiagnoseResult", "block_names", "diagnose_bundle"]
+
+REPORT_SCHEMA = "resnet-edge-diagnose-report"
+BATCH = 32
+
+
+@dataclass
+class DiagnoseOptions:
+    """The ``diagnose`` command's options as plain values (the CLI fills this in)."""
+
+    bundle: Path
+    data: str
+    images: int = defaults.DIAGNOSE_IMAGES
+    reference: Path | None = None
+    min_sqnr: float = defaults.DIAGNOSE_MIN_SQNR
+    max_sqnr_drop: float = defaults.DIAGNOSE_MAX_SQNR_DROP
+    report: Path | None = None
+    plot: Path | None = None
+    device: str = defaults.DEVICE
+    command: str | None = None
+
+
+@dataclass
+class DiagnoseResult:
+    """Per-block figures (``rows``, in model order), where each series diverges, and the verdict."""
+
+    bundle: dict
+    num_images: int
+    rows: list[dict] = field(default_factory=list)
+    diverged: dict = field(default_factory=dict)  # series -> first diverging block (or None)
+    verdict: dict = field(default_factory=dict)  # {"source": quantization|engine|none, "block": ..., "why": ...}
+    thresholds: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    written: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        payload = asdict(self)
+        payload.pop("written")
+        return {"schema": REPORT_SCHEMA, "schema_version": 1, **payload}
+
+
+def block_names(model: torch.nn.Module) -> list[str]:
+    """The residual blocks of ``model`` in order, by module name (``layer1.0``...)."""
+    return [name for name, module in model.named_modules() if isinstance(module, (BasicBlock, Bottleneck))]
+
+
+def _check_options(options: DiagnoseOptions) -> None:
+    if options.images < 1:
+        raise UsageError(f"--images must be at least 1, got {options.images}")
+    if not math.isfinite(options.min_sqnr) or not math.isfinite(options.max_sqnr_drop) or options.max_sqnr_drop < 0:
+        raise UsageError("--min-sqnr and --max-sqnr-drop must be finite numbers (the drop >= 0)")
+    check_output_path(options.report, "--report")
+    check_output_path(options.plot, "--plot")
+
+
+def _probes(loaded: bundle_io.Bundle, blocks: list[str], device: str) -> dict:
+    """series name -> probe: the artifact, and (INT8) its simulator."""
+    artifact = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device=device)
+    if artifact is None:
+        raise UsageError(f"the {loaded.backend.name} backend cannot expose block outputs yet; diagnose reads them from onnxruntime and torchscript bundles")
+    probes = {"artifact": artifact}
+    simulator = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device="cpu", simulated=True)
+    if simulator is not None:
+        probes["simulator"] = simulator
+    return probes
+
+
+def _measure(options: DiagnoseOptions, loaded: bundle_io.Bundle, reference: torch.nn.Module, blocks: list[str]) -> tuple[dict, int]:
+    """Run every series on the images; per-series, per-block statistics against FP32 (and artifact vs simulator)."""
+    source = open_data(options.data)
+    dataset = source.split("val", transform=loaded.transform())
+    if len(dataset) == 0:
+        raise UsageError(f"--data {options.data} has no images in its val split")
+    dataset = Subset(dataset, range(min(options.images, len(dataset))))
+    probes = _probes(loaded, blocks, options.device)
+    fp32 = module_probe(reference, blocks)
+    stats = {name: SeriesStats(blocks) for name in probes}
+    if "simulator" in probes:
+        stats["artifact_vs_simulator"] = SeriesStats(blocks)
+    for images, _ in make_loader(dataset, batch_size=min(BATCH, loaded.batch.max), workers=0):
+        expected = fp32(images)
+        outputs = {}
+        for name, probe in probes.items():
+            try:
+                outputs[name] = probe(images)
+            except (UsageError, CheckFailed):
+                raise
+            except Exception as error:  # the runtime raised on the probe graph
+                raise CheckFailed(f"the {name} failed to run with its block outputs exposed ({type(error).__name__}: "
+                                  f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''})") from None
+            stats[name].update(expected, outputs[name])
+        if "simulator" in outputs:
+            stats["artifact_vs_simulator"].update(outputs["simulator"], outputs["artifact"])
+    return stats, len(dataset)
+
+
+def _rows(blocks: list[str], stats: dict) -> list[dict]:
+    rows = []
+    for index, block in enumerate(blocks):
+        row = {"block": block}
+        for series, series_stats in stats.items():
+            row[f"{series}_sqnr_db"] = series_stats.sqnr(index)
+            row[f"{series}_cosine"] = series_stats.cosine(index)
+        rows.append(row)
+    return rows
+
+
+def diagnose_bundle(options: DiagnoseOptions, render_plot=None) -> DiagnoseResult:
+    """Compare FP32, simulator and artifact at every block output; write ``--report`` (and ``--plot``
+    through ``render_plot(result) -> bytes``, the reports layer's renderer, given by the caller)."""
+    started = time.time()
+    _check_options(options)
+    loaded = bundle_io.load(options.bundle, device=options.device)
+    reference, _ = load_reference(loaded, options.reference)
+    reference = reference.float().eval().cpu()
+    blocks = block_names(reference)
+    if not blocks:
+        raise UsageError(f"{loaded.arch} has no residual blocks to diagnose")
+    stats, count = _measure(options, loaded, reference, blocks)
+    rows = _rows(blocks, stats)
+    diverged = {series: divergence([row[f"{series}_sqnr_db"] for row in rows], blocks, options.min_sqnr, options.max_sqnr_drop)
+                for series in stats}
+    manifest = loaded.manifest
+    result = DiagnoseResult(
+        bundle={"path": str(Path(options.bundle).expanduser().absolute()), "arch": manifest["arch"], "precision": manifest["precision"],
+                "backend": manifest["backend"], "target": manifest["target"], "data": options.data},
+        num_images=count, rows=rows, diverged=diverged, verdict=verdict(diverged, "simulator" in stats),
+        thresholds={"min_sqnr_db": options.min_sqnr, "max_sqnr_drop_db": options.max_sqnr_drop},
+    )
+    result.seconds = round(time.time() - started, 2)
+    if options.report is not None:
+        result.written["report"] = write_json(options.report, result.to_dict())
+    if options.plot is not None and render_plot is not None:
+        result.written["plot"] = write_atomic(options.plot, render_plot(result.to_dict()))
+    return result
