@@ -35,36 +35,19 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # helpers.models: the fusion tests' model recipe
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from resnet_edge.fuse import fuse_model  # noqa: E402
-from resnet_edge.models import create_model, get_spec  # noqa: E402
+from resnet_edge.models import get_spec  # noqa: E402
+from helpers.models import trained_like as realistic_model  # noqa: E402
 from timing import time_interleaved  # noqa: E402  (benchmarks/, this script's own directory)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 BASE_VARIANTS = ("eager", "fused", "compile")
-
-
-def realistic_model(arch: str, seed: int = 0) -> nn.Module:
-    """A registry net in eval mode with non-trivial BatchNorm statistics (tests/fuse/test_fuse.py's recipe)."""
-    torch.manual_seed(seed)
-    model = create_model(arch).eval()
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-            nn.init.uniform_(module.weight, 0.5, 1.0)
-            nn.init.uniform_(module.bias, -0.2, 0.2)
-    for stage in model.stages():
-        for block in stage:
-            if block.residual:
-                # A small last-BN scale per residual branch, as training tends to learn, keeps the logits finite.
-                last_bn = block.bn3 if hasattr(block, "bn3") else block.bn2
-                nn.init.uniform_(last_bn.weight, 0.05, 0.2)
-    return model
 
 
 @contextlib.contextmanager
