@@ -204,8 +204,27 @@ def test_dla_build_when_the_device_has_one(backend, target, reference, images, t
     backend.check_config(config)
     result = backend.build(reference, config, tmp_path)
     assert result.manifest["tensorrt"]["device"] == "dla:0"
+    # The placement comes from the engine inspector, and the DLA really runs layers (issue 14, item 2:
+    # the dynamo path used to put every layer on the GPU while the manifest said DLA).
     layers = result.manifest["tensorrt"]["layers"]
-    assert layers is None or layers["dla_count"] + layers["gpu_count"] > 0
+    assert layers is not None and layers["reported_by"] == "TensorRT engine inspector"
+    assert layers["dla_count"] > 0, f"no layer was placed on the DLA: {layers['gpu'][:5]}"
+    predictor = backend.load(tmp_path, {**result.manifest, "artifacts": result.artifacts}, "cuda")
+    assert predictor(images[:1]).shape == (1, 10)
+
+
+@pytest.mark.parametrize("binding", ["cuda-python", "pycuda"])
+def test_engine_runner_with_each_cuda_binding(built, images, binding):
+    """The raw-engine runner gives the same logits through cuda-python and through pycuda (issue 14, item 9)."""
+    module = {"cuda-python": "cuda", "pycuda": "pycuda"}[binding]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{binding} is not installed")
+    out, result, _ = built["fp32"]
+    with EngineRunner(out / result.artifacts["engine"], cuda=binding) as runner:
+        logits = torch.from_numpy(runner(images[:5].numpy()))
+    with EngineRunner(out / result.artifacts["engine"]) as default:
+        expected = torch.from_numpy(default(images[:5].numpy()))
+    torch.testing.assert_close(logits, expected)
 
 
 def test_fused_int8_build_is_one_engine_and_tracks_the_unfused_one(backend, built, target, reference, images, tmp_path):
