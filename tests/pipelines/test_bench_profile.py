@@ -3,6 +3,7 @@
 import importlib.util
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from resnet_edge.backends.profiling import charge, lookup
@@ -62,7 +63,26 @@ def test_cli_prints_the_profile_table(tmp_path):
     assert "profile (onnxruntime" in result.output and "layer3.2" in result.output
 
 
+def test_tensorrt_layer_names_map_to_blocks():
+    from resnet_edge.backends.profiling import trt_layer_row
+
+    blocks = ["layer1.0", "layer1.1", "layer2.0"]
+    assert trt_layer_row("[CONVOLUTION]-[aten_ops.convolution.default]-[layer1.1.conv2/convolution]", blocks) == "layer1.1"
+    assert trt_layer_row("/layer2/0/conv1/Conv + /layer2/0/relu/Relu", blocks) == "layer2.0"
+    assert trt_layer_row("[CONVOLUTION]-[conv1/convolution] + [RELU]-[relu]", blocks) == "conv1"
+    assert trt_layer_row("Reformatting CopyNode for Input Tensor 0", blocks) is None
+
+
 @pytest.mark.tensorrt
-def test_tensorrt_profile_is_written_to_the_real_api():
+def test_tensorrt_profile_of_a_raw_engine(tmp_path):
+    """bench --profile on a TensorRT bundle: IProfiler times on model.engine, every block present."""
     pytest.importorskip("tensorrt")
-    pytest.skip("TensorRT profile_blocks not implemented yet (see report)")
+    pytest.importorskip("torch_tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    out = tmp_path / "trt"
+    runner = CliRunner()
+    assert runner.invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--fp16", "--backend", "tensorrt", "--out", str(out)]).exit_code == 0
+    result = runner.invoke(main, ["bench", str(out), "--batch-sizes", "1", "--iters", "5", "--warmup", "1", "--no-baseline", "--profile"])
+    assert result.exit_code == 0, result.output
+    assert "profile (tensorrt" in result.output and "layer3.2" in result.output

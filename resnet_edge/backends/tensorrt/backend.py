@@ -29,6 +29,7 @@ from ...core import targets as gpu_targets
 from ...core.errors import CheckFailed, UsageError
 from ...ops import fused_ops_status
 from ...quantize import modelopt_ptq
+from .. import profiling
 from ..base import Backend, BackendOptions, BuildConfig, BuildResult, Predictor
 from . import api, graph, int8
 from . import dla
@@ -40,6 +41,7 @@ from .formats import (
     save_formats,
 )
 from .logcapture import capture_tensorrt_log, layer_placement
+from .runner import EngineRunner
 from .timing_cache import timing_cache_path
 
 log = logging.getLogger(__name__)
@@ -349,6 +351,20 @@ class TensorRTBackend(Backend):
             if not ok:
                 raise CheckFailed(f"bundle {bundle_dir} uses the fused resnet_edge ops: {reason}")
         return load_predictor(torch_tensorrt, bundle_dir, manifest, cuda)
+
+    def profile_blocks(self, bundle_dir: Path, manifest: dict, blocks: list[str], batch: torch.Tensor, iters: int,
+                       device: str = "auto") -> dict[str, float] | None:
+        """TensorRT's ``IProfiler`` on the bundle's raw engine, layers mapped to blocks; None without a raw engine."""
+        artifacts = manifest["artifacts"]
+        name = artifacts.get("engine") or (artifacts["model"] if artifacts["model"].endswith(".engine") else None)
+        if name is None:
+            return None
+        if not torch.cuda.is_available():
+            raise CheckFailed(f"bundle {bundle_dir} is a TensorRT engine and needs a CUDA GPU to be profiled; none is visible")
+        section = manifest.get("tensorrt") or {}
+        with EngineRunner(Path(bundle_dir) / name, dla_core=(section.get("dla") or {}).get("core"),
+                          io_names=section.get("engine_io")) as runner:
+            return profiling.trt_profile(runner, blocks, batch.float().cpu().numpy(), iters)
 
     def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
         """INT8: the ModelOpt fake-quant model saved at build time, on the CPU: the engine's exact scales."""
