@@ -20,7 +20,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from PIL import Image
 
 from helpers.battery import ABSENT, UNCHANGED, Case, fill, leftovers, snapshot
 from helpers.battery_cpp import BATTERY
+from helpers.cpp_bundles import TORCHSCRIPT_FP32, compile_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 INFER = REPO / "build" / "cpp" / "resnet-edge-infer"
@@ -164,10 +164,7 @@ SETUPS: dict[str, Callable[[Path, Path], None]] = {
 
 
 def _compile(out: Path, *args: str) -> Path:
-    command = [sys.executable, "-m", "resnet_edge", "compile", "--fp32", "--backend", "torchscript", "--out", str(out), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return out
+    return compile_bundle(out, *TORCHSCRIPT_FP32, *args)
 
 
 @pytest.fixture(scope="module")

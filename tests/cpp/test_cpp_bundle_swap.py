@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+
+from helpers.cpp_bundles import TORCHSCRIPT_FP32, compile_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 INFER = REPO / "build" / "cpp" / "resnet-edge-infer"
@@ -84,11 +85,7 @@ def _run(*args, env=None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def swap_bundle(cpp_build, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("swap") / "r20"
-    command = [sys.executable, "-m", "resnet_edge", "compile", "--fp32", "--backend", "torchscript", "--out", str(out),
-               "--arch", "resnet20", "--random-weights", "--no-fused"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return out
+    return compile_bundle(out, *TORCHSCRIPT_FP32, "--arch", "resnet20", "--random-weights", "--no-fused")
 
 
 def test_model_swapped_after_the_check_does_not_run(swap_bundle, tmp_path):

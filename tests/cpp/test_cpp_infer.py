@@ -22,6 +22,8 @@ import pytest
 import torch
 
 from helpers import golden
+from helpers.cpp_bundles import TORCHSCRIPT_FP32
+from helpers.cpp_bundles import compile_bundle as compile_ts
 from resnet_edge import bundle as bundle_mod
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,10 +48,7 @@ def json_frames(result: subprocess.CompletedProcess) -> list[dict]:
 
 
 def compile_bundle(out: Path, *args: str) -> Path:
-    command = [sys.executable, "-m", "resnet_edge", "compile", "--fp32", "--backend", "torchscript", "--out", str(out), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return out
+    return compile_ts(out, *TORCHSCRIPT_FP32, *args)
 
 
 @pytest.fixture(scope="session")

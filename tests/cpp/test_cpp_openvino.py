@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from helpers import golden
+from helpers.cpp_bundles import compile_bundle
 from resnet_edge import bundle as bundle_mod
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +41,7 @@ def _built_with_openvino() -> bool:
 
 
 def _compile(out: Path, *args: str) -> Path:
-    command = [sys.executable, "-m", "resnet_edge", "compile", "--out", str(out), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return out
+    return compile_bundle(out, *args)
 
 
 @pytest.fixture(scope="module")
