@@ -216,11 +216,18 @@ class Backend:
         return None
 
     def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
-                    simulated: bool = False) -> Callable[[torch.Tensor], dict[str, torch.Tensor]] | None:
+                    simulated: bool = False, reference: nn.Module | None = None) -> Callable[[torch.Tensor], dict[str, torch.Tensor]] | None:
         """For ``diagnose``: a callable NCHW float32 CPU batch -> ``{block: float32 CPU tensor}``, the output
         of each residual block (``blocks``: module names such as ``layer2.1``) as the artifact computes it
-        (``simulated``: as ``simulator`` computes it). None when the backend cannot expose them."""
+        (``simulated``: as ``simulator`` computes it). None when the backend cannot expose them.
+
+        ``reference``: the bundle's FP32 reference model (eval, CPU), for a backend that must rebuild its
+        artifact with the block outputs exposed (TensorRT); backends that read the saved artifact ignore it."""
         return None
+
+    def block_probe_reading(self, manifest: dict, blocks: list[str]) -> str:
+        """How ``block_probe`` reads the artifact's block outputs, in one sentence for the ``diagnose`` report."""
+        return f"the bundle's own artifact with the {len(blocks)} block outputs added as outputs of its graph, nothing else"
 
     def foreign_predictor(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
         """A CPU predictor running *another* backend's bundle artifact in this runtime (e.g. that bundle's

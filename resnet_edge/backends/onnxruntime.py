@@ -258,7 +258,7 @@ class OnnxRuntimeBackend(Backend):
         return load_file(Path(bundle_dir) / onnx_file, manifest["input"]["name"], manifest["output"]["name"])
 
     def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
-                    simulated: bool = False):
+                    simulated: bool = False, reference=None):
         """The artifact's graph with each block's output added as a graph output (``probes.ort_probe``),
         run as ``load`` runs it, or with ``simulated`` as ``simulator`` does (INT8 only)."""
         if simulated and manifest.get("precision") != "int8":

@@ -122,7 +122,7 @@ class TorchScriptBackend(Backend):
         return CallablePredictor(predict, run_on, module)
 
     def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
-                    simulated: bool = False):
+                    simulated: bool = False, reference=None):
         """The loaded module's frozen graph, copied to also return each block's output (no simulator)."""
         if simulated:
             return None
