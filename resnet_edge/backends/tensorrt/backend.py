@@ -29,10 +29,9 @@ from ...core import targets as gpu_targets
 from ...core.errors import CheckFailed, UsageError
 from ...ops import fused_ops_status
 from ...quantize import modelopt_ptq
-from .. import profiling
+from .. import probes, profiling
 from ..base import Backend, BackendOptions, BuildConfig, BuildResult, Predictor
-from . import api, graph, int8
-from . import dla
+from . import api, dla, graph, int8, probe
 from .cudamem import INSTALL as CUDA_INSTALL
 from .cudamem import available_binding
 from .environment import check_dla_support, dla_core_count, import_torch_tensorrt, require_torch_tensorrt
@@ -336,16 +335,20 @@ class TensorRTBackend(Backend):
                     f"rebuild it here with resnet-edge compile"
                 )
 
-    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
-        bundle_dir = Path(bundle_dir)
+    def _cuda_for(self, bundle_dir: Path, manifest: dict, device: str) -> torch.device:
+        """The CUDA device to run the bundle on; ``CheckFailed`` off a GPU or with other TensorRT versions."""
         device = str(device)
         if device not in ("auto", "cuda") and not device.startswith("cuda"):
             raise CheckFailed(f"bundle {bundle_dir} is a TensorRT engine and runs on a CUDA GPU only, not on {device}")
         if not torch.cuda.is_available():
             raise CheckFailed(f"bundle {bundle_dir} is a TensorRT engine and needs a CUDA GPU; none is visible")
         self.check_versions(bundle_dir, manifest)
+        return torch.device("cuda", 0) if device == "auto" else torch.device(device)
+
+    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
+        bundle_dir = Path(bundle_dir)
+        cuda = self._cuda_for(bundle_dir, manifest, device)
         torch_tensorrt = import_torch_tensorrt()
-        cuda = torch.device("cuda", 0) if device == "auto" else torch.device(device)
         if manifest.get("requires", {}).get("fused_ops"):
             ok, reason = fused_ops_status()
             if not ok:
@@ -365,6 +368,19 @@ class TensorRTBackend(Backend):
         with EngineRunner(Path(bundle_dir) / name, dla_core=(section.get("dla") or {}).get("core"),
                           io_names=section.get("engine_io")) as runner:
             return profiling.trt_profile(runner, blocks, batch.float().cpu().numpy(), iters)
+
+    def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
+                    simulated: bool = False, reference: nn.Module | None = None):
+        """``simulated`` (INT8): hooks on the bundle's ModelOpt simulator, on the CPU. Otherwise the probe
+        engine (``probe``): the build again with the block outputs marked as engine outputs, on the GPU."""
+        if simulated:
+            simulator = self.simulator(bundle_dir, manifest)
+            return None if simulator is None else probes.module_probe(simulator.module, blocks)
+        cuda = self._cuda_for(Path(bundle_dir), manifest, device)
+        return probe.probe_engine(Path(bundle_dir), manifest, blocks, reference, cuda)
+
+    def block_probe_reading(self, manifest: dict, blocks: list[str]) -> str:
+        return probe.reading(manifest, blocks)
 
     def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
         """INT8: the ModelOpt fake-quant model saved at build time, on the CPU: the engine's exact scales."""

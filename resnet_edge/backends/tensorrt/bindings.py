@@ -6,6 +6,7 @@ TensorRT reports; the tests feed it plain values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -33,14 +34,19 @@ def numpy_dtype(trt_dtype) -> np.dtype:
         raise CheckFailed(f"the engine has an I/O tensor of type {name}, which has no numpy equivalent") from None
 
 
-def split_io(tensors: list[tuple[str, bool]], expected: dict | None = None) -> tuple[str, str]:
+def split_io(tensors: list[tuple[str, bool]], expected: dict | None = None, extra_outputs: Sequence[str] = ()) -> tuple[str, str]:
     """(input name, output name) from ``[(name, is_input), ...]`` in the engine's own order.
 
     ``expected``: the manifest's ``engine_io`` (``{"input": ..., "output": ...}``): the names the build
     recorded, which on torch-tensorrt 2.8-2.13 are TensorRT's defaults rather than ``input``/``logits``.
+    ``extra_outputs``: outputs besides the logits that the engine must have (``diagnose``'s probe engine
+    marks the block outputs); the output name returned is the one output left.
     """
     inputs = [name for name, is_input in tensors if is_input]
-    outputs = [name for name, is_input in tensors if not is_input]
+    outputs = [name for name, is_input in tensors if not is_input and name not in extra_outputs]
+    missing = sorted(set(extra_outputs) - {name for name, is_input in tensors if not is_input})
+    if missing:
+        raise CheckFailed(f"the engine lacks the marked output(s) {missing}")
     if len(inputs) != 1 or len(outputs) != 1:
         raise CheckFailed(f"expected an engine with one input and one output, found inputs {inputs} and outputs {outputs}")
     if expected:

@@ -23,6 +23,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -72,14 +73,31 @@ def _parse(trt, builder, logger, onnx_path: Path):
     return network, parser
 
 
-def build_engine(onnx_path: Path, settings: dict, timing_cache: Path | None = None) -> bytes:
+def mark_outputs(network, names: Sequence[str]) -> None:
+    """Mark the tensors named ``names`` as extra network outputs. The ONNX parser names each tensor it
+    creates after its ONNX tensor (onnx-tensorrt ``ImporterContext::registerTensor``), so ONNX names find them."""
+    tensors = {}
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        for slot in range(layer.num_outputs):
+            tensors[layer.get_output(slot).name] = layer.get_output(slot)
+    missing = [name for name in names if name not in tensors]
+    if missing:
+        raise CheckFailed(f"TensorRT's network has no tensor named {missing[0]!r}: the parser renamed the ONNX tensors; cannot mark the block outputs")
+    for name in names:
+        network.mark_output(tensors[name])
+
+
+def build_engine(onnx_path: Path, settings: dict, timing_cache: Path | None = None, extra_outputs: Sequence[str] = ()) -> bytes:
     """Build the DLA engine from ``onnx_path`` with ``settings`` (``builder_settings``); the plan's bytes.
 
-    ``timing_cache``: read if it exists and written back after the build (shared with later builds)."""
+    ``timing_cache``: read if it exists and written back after the build (shared with later builds).
+    ``extra_outputs``: ONNX tensor names marked as engine outputs besides the logits (``diagnose``'s probe)."""
     trt = _tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse(trt, builder, logger, onnx_path)
+    mark_outputs(network, extra_outputs)
     config = builder.create_builder_config()
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = int(settings["DLA_core"])

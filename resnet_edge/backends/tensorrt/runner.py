@@ -13,7 +13,8 @@ call copies the batch in, runs ``execute_async_v3`` on the stream, copies the lo
 Needs the ``tensorrt`` Python bindings (the same TensorRT that built the engine). A DLA engine needs
 ``dla_core`` (the manifest's ``tensorrt.dla.core``): TensorRT's runtime must be told the core before
 it deserialises the engine. ``io_names`` (the manifest's ``engine_io``) checks that the engine's
-tensors are the ones the build recorded. The pure logic (tensor order, dtypes, buffer sizes) lives in
+tensors are the ones the build recorded. ``extra_outputs`` names outputs besides the logits (``diagnose``'s
+probe engine, whose block outputs are marked as engine outputs); ``outputs(batch)`` returns them all. The pure logic (tensor order, dtypes, buffer sizes) lives in
 ``bindings``.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -59,11 +61,12 @@ class EngineRunner:
     ``engine``: path to a serialized TensorRT plan, or its bytes. ``device``: CUDA device index.
     ``dla_core``: the DLA core a DLA engine was built for. ``io_names``: the manifest's ``engine_io``.
     ``cuda``: ``"cuda-python"`` or ``"pycuda"`` to force one binding (default: cuda-python if present).
-    The engine must have exactly one input (NCHW) and one output (logits), as resnet-edge builds them.
+    The engine must have exactly one input (NCHW) and one output (logits), as resnet-edge builds them,
+    plus the ``extra_outputs`` named (each with the batch as its first dimension).
     """
 
     def __init__(self, engine: str | Path | bytes, device: int = 0, dla_core: int | None = None,
-                 io_names: dict | None = None, cuda: str | None = None) -> None:
+                 io_names: dict | None = None, cuda: str | None = None, extra_outputs: Sequence[str] = ()) -> None:
         self._allocations: list[tuple[str, object]] = []
         self._stream = None
         trt = self._trt = _tensorrt()
@@ -72,7 +75,8 @@ class EngineRunner:
         self._logger, self._runtime, self.engine = deserialize(trt, data, dla_core)
         tensors = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         order = [(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT) for name in tensors]
-        self.input_name, self.output_name = bindings.split_io(order, io_names)
+        self.input_name, self.output_name = bindings.split_io(order, io_names, extra_outputs)
+        self.extra_outputs = tuple(extra_outputs)
         self.context = self.engine.create_execution_context()
         self.plan = self._plan()
         self.context.set_input_shape(self.input_name, (self.plan.max_batch, *self.plan.image_shape))
@@ -103,6 +107,18 @@ class EngineRunner:
         self._stream = cuda.stream()
         self.context.set_tensor_address(self.input_name, self._d_input)
         self.context.set_tensor_address(self.output_name, self._d_output)
+        self._extra = {name: self._allocate_output(name) for name in self.extra_outputs}
+
+    def _allocate_output(self, name: str) -> tuple[int, np.ndarray]:
+        """Device and pinned host buffers of one extra output, at the largest batch (the input is set to it)."""
+        shape = tuple(int(size) for size in self.context.get_tensor_shape(name))
+        dtype = bindings.numpy_dtype(self.engine.get_tensor_dtype(name))
+        device = self._cuda.malloc(int(np.prod(shape)) * dtype.itemsize)
+        self._allocations.append(("device", device))
+        host, handle = self._cuda.pinned(shape, dtype)
+        self._allocations.append(("host", handle))
+        self.context.set_tensor_address(name, device)
+        return device, host
 
     # -- what the engine takes
     @property
@@ -137,6 +153,13 @@ class EngineRunner:
     # -- running
     def __call__(self, batch) -> np.ndarray:
         """NCHW batch (numpy, or anything ``np.asarray`` takes; a torch CPU tensor works) -> float32 logits."""
+        return self._run(batch, ())[self.output_name]
+
+    def outputs(self, batch) -> dict[str, np.ndarray]:
+        """Every output for ``batch``, as float32 arrays by tensor name: the logits and the ``extra_outputs``."""
+        return self._run(batch, self.extra_outputs)
+
+    def _run(self, batch, extra: Sequence[str]) -> dict[str, np.ndarray]:
         array = np.asarray(batch)
         if array.ndim == 3:
             array = array[None]
@@ -151,10 +174,11 @@ class EngineRunner:
         cuda.to_device(self._d_input, host_in, self._stream)
         if not self.context.execute_async_v3(cuda.stream_handle(self._stream)):
             raise CheckFailed("TensorRT execute_async_v3 failed (see TensorRT's log above)")
-        host_out = self._h_output[:count]
-        cuda.to_host(host_out, self._d_output, self._stream)
+        copies = {self.output_name: (self._d_output, self._h_output)} | {name: self._extra[name] for name in extra}
+        for device, host in copies.values():
+            cuda.to_host(host[:count], device, self._stream)
         cuda.synchronize(self._stream)
-        return host_out.astype(np.float32, copy=True)
+        return {name: host[:count].astype(np.float32, copy=True) for name, (_, host) in copies.items()}
 
     def layer_information(self) -> str:
         """TensorRT's engine inspector output (JSON): the layers and, on Jetson, which run on the DLA."""
