@@ -7,7 +7,9 @@ the ``--max-top1-drop`` fallback name layers: ``layer2.1``) three things are com
 * the INT8 simulator of the artifact (``Backend.simulator``: fake quantization with the artifact's own
   scales), INT8 bundles only,
 * the deployed artifact itself (``Backend.block_probe``: the block outputs marked as outputs of the
-  graph / engine, nothing else, so the runtime keeps its fusion).
+  graph / engine, nothing else, so the runtime keeps its fusion). A TensorRT engine keeps only the
+  outputs it was built with, so for TensorRT this is a rebuild of the same engine with the block outputs
+  marked (``backends/tensorrt/probe.py``); the report says how the series was read (``artifact_reading``).
 
 Per block: SQNR in dB, ``10 log10(sum ref^2 / sum (x - ref)^2)`` over all images, and the mean
 per-image cosine similarity, of the simulator and of the artifact against FP32, and of the artifact
@@ -80,6 +82,7 @@ class DiagnoseResult:
     diverged: dict = field(default_factory=dict)  # series -> first diverging block (or None)
     verdict: dict = field(default_factory=dict)  # {"source": quantization|engine|none, "block": ..., "why": ...}
     thresholds: dict = field(default_factory=dict)
+    artifact_reading: str = ""  # how the backend read the artifact's block outputs (Backend.block_probe_reading)
     seconds: float = 0.0
     written: dict[str, Path] = field(default_factory=dict)
 
@@ -103,11 +106,13 @@ def _check_options(options: DiagnoseOptions) -> None:
     check_output_path(options.plot, "--plot")
 
 
-def _probes(loaded: bundle_io.Bundle, blocks: list[str], device: str) -> dict:
-    """series name -> probe: the artifact, and (INT8) its simulator."""
-    artifact = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device=device)
+def _probes(loaded: bundle_io.Bundle, blocks: list[str], device: str, reference: torch.nn.Module) -> dict:
+    """series name -> probe: the artifact, and (INT8) its simulator. ``reference`` has no hooks yet: a
+    backend that rebuilds its artifact from it (TensorRT FP32/FP16) copies it as it is."""
+    artifact = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device=device, reference=reference)
     if artifact is None:
-        raise UsageError(f"the {loaded.backend.name} backend cannot expose block outputs yet; diagnose reads them from onnxruntime and torchscript bundles")
+        raise UsageError(f"the {loaded.backend.name} backend cannot expose block outputs yet; diagnose reads them from "
+                         f"onnxruntime, torchscript and tensorrt bundles")
     probes = {"artifact": artifact}
     simulator = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device="cpu", simulated=True)
     if simulator is not None:
@@ -122,7 +127,7 @@ def _measure(options: DiagnoseOptions, loaded: bundle_io.Bundle, reference: torc
     if len(dataset) == 0:
         raise UsageError(f"--data {options.data} has no images in its val split")
     dataset = Subset(dataset, range(min(options.images, len(dataset))))
-    probes = _probes(loaded, blocks, options.device)
+    probes = _probes(loaded, blocks, options.device, reference)
     fp32 = module_probe(reference, blocks)
     stats = {name: SeriesStats(blocks) for name in probes}
     if "simulator" in probes:
@@ -176,6 +181,7 @@ def diagnose_bundle(options: DiagnoseOptions, render_plot=None) -> DiagnoseResul
                 "backend": manifest["backend"], "target": manifest["target"], "data": options.data},
         num_images=count, rows=rows, diverged=diverged, verdict=verdict(diverged, "simulator" in stats),
         thresholds={"min_sqnr_db": options.min_sqnr, "max_sqnr_drop_db": options.max_sqnr_drop},
+        artifact_reading=loaded.backend.block_probe_reading(manifest, blocks),
     )
     result.seconds = round(time.time() - started, 2)
     if options.report is not None:

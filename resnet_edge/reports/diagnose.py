@@ -23,6 +23,7 @@ def format_table(report: dict) -> str:
     bundle = report["bundle"]
     lines = [f"diagnose {bundle['arch']} {bundle['precision']} {bundle['backend']} ({bundle['target']}) on "
              f"{report['num_images']} images of {bundle['data']}: SQNR dB / cosine vs FP32 at each block output",
+             *([f"  artifact read as: {report['artifact_reading']}"] if report.get("artifact_reading") else []),
              f"  {'block':<12}" + "".join(f"{titles[name]:>24}" for name in series)]
     diverged = {name: (report["diverged"].get(name) or {}).get("block") for name in series}
     for row in report["rows"]:

@@ -66,6 +66,8 @@ def test_cli_table_report_and_plot(bundles, tmp_path):
                      "--report", tmp_path / "d.json", "--plot", tmp_path / "d.png")
     assert result.exit_code == 0, result.output
     assert "layer2.1" in result.output and "verdict: none" in result.output
+    assert "artifact read as: the bundle's own artifact with the 9 block outputs added" in result.output
+    assert json.loads((tmp_path / "d.json").read_text())["artifact_reading"].startswith("the bundle's own artifact")
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "d.json").is_file()
 
 
