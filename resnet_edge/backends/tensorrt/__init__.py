@@ -20,6 +20,9 @@ Build (on the GPU that will run the engine; see ``resnet_edge.core.targets``), i
    compiled module at the batch's min, opt and max before the bundle is written. ``--dla-core``
    builds the engine alone, with TensorRT's builder API (``dla``).
 
+``diagnose`` reads block outputs from a *probe engine* (``probe``): the same build again with the
+residual-block outputs marked as engine outputs, since a saved engine exposes only its logits.
+
 A saved module only loads with the torch-tensorrt and TensorRT versions that built it: the manifest
 records them (``tensorrt.versions``, ``requires.tensorrt``) and ``load`` refuses a mismatch.
 """
