@@ -109,7 +109,14 @@ def _check_options(options: DiagnoseOptions) -> None:
 def _probes(loaded: bundle_io.Bundle, blocks: list[str], device: str, reference: torch.nn.Module) -> dict:
     """series name -> probe: the artifact, and (INT8) its simulator. ``reference`` has no hooks yet: a
     backend that rebuilds its artifact from it (TensorRT FP32/FP16) copies it as it is."""
-    artifact = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device=device, reference=reference)
+    try:
+        artifact = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device=device, reference=reference)
+    except (UsageError, CheckFailed):
+        raise
+    except Exception as error:  # the runtime refused the probe graph (TensorRT: building the probe engine)
+        text = str(error).strip()
+        raise CheckFailed(f"the artifact could not be read with its block outputs exposed ({type(error).__name__}: "
+                          f"{text.splitlines()[0][:200] if text else ''})") from None
     if artifact is None:
         raise UsageError(f"the {loaded.backend.name} backend cannot expose block outputs yet; diagnose reads them from "
                          f"onnxruntime, torchscript and tensorrt bundles")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from resnet_edge import bundle as bundle_io
 from resnet_edge.backends.base import Backend
 from resnet_edge.cli import main
-from resnet_edge.core.errors import UsageError
+from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.pipelines import diagnose as diagnose_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +60,22 @@ def test_a_backend_without_block_outputs_is_still_refused(tmp_path):
         diagnose_pipeline._probes(loaded, BLOCKS, "cpu", reference=None)
 
 
+class _ProbeBuildFails(Backend):
+    """A backend whose probe cannot be built (as a TensorRT build failing on the probe graph would)."""
+
+    name = "failing"
+
+    def block_probe(self, *args, **kwargs):
+        raise RuntimeError("builder returned no engine\n(TensorRT's log follows)")
+
+
+def test_a_probe_that_fails_to_build_is_one_line_check_failed(tmp_path):
+    loaded = bundle_io.Bundle(tmp_path, {"artifacts": {}}, _ProbeBuildFails(), predictor=None)
+    with pytest.raises(CheckFailed) as failed:
+        diagnose_pipeline._probes(loaded, BLOCKS, "cpu", reference=None)
+    assert str(failed.value) == "the artifact could not be read with its block outputs exposed (RuntimeError: builder returned no engine)"
+
+
 # ------------------------------------------------------------------------------------- on a GPU
 @pytest.fixture(scope="module")
 def trt_bundles(trained_resnet20_checkpoint, tmp_path_factory) -> dict[str, Path]:
@@ -68,7 +84,7 @@ def trt_bundles(trained_resnet20_checkpoint, tmp_path_factory) -> dict[str, Path
     root = tmp_path_factory.mktemp("diagnose-trt")
     out = {}
     for precision in ("int8", "fp16"):
-        calib = dict(calib_set=DEMO_SET, calib_method="max") if precision == "int8" else {}
+        calib = dict(calib_set=DEMO_SET, calib_method="entropy") if precision == "int8" else {}
         compile_bundle(CompileOptions(arch="resnet20", weights=trained_resnet20_checkpoint, out=root / precision, precision=precision,
                                       backend="tensorrt", batch=8, **calib))
         out[precision] = root / precision
