@@ -28,7 +28,7 @@ from torch import nn
 
 from ..core.errors import CheckFailed, UsageError
 from ..quantize import ort_calibrate
-from . import profiling
+from . import probes, profiling
 from .base import Backend, BuildConfig, BuildResult, Predictor
 
 log = logging.getLogger(__name__)
@@ -88,25 +88,27 @@ class OvPredictor:
         return torch.from_numpy(self.request.get_output_tensor(0).data.copy()).float()
 
 
-def compile_file(path: Path, inference_precision: str = "f32") -> OvPredictor:
-    """An ``OvPredictor`` for an IR (``.xml``, its ``.bin`` beside it) or ONNX file, on the CPU.
-
-    A file this OpenVINO cannot read is a ``CheckFailed`` in one line.
-    """
+def _compile(core, model, path: Path, inference_precision: str):
+    """``model`` compiled for the CPU as every bundle is run; a model this OpenVINO cannot compile is a
+    ``CheckFailed`` in one line."""
     ov = _ov()
-    core = ov.Core()
     config = {
         "INFERENCE_NUM_THREADS": torch.get_num_threads(),
         "INFERENCE_PRECISION_HINT": inference_precision,
         "PERFORMANCE_HINT": "LATENCY",
     }
     try:
-        return OvPredictor(core.compile_model(core.read_model(str(path)), "CPU", config))
+        return core.compile_model(model if model is not None else core.read_model(str(path)), "CPU", config)
     except Exception as error:  # OpenVINO raises RuntimeError with multi-line C++ context
         raise CheckFailed(
             f"OpenVINO {ov.__version__} cannot load {path} ({str(error).strip().splitlines()[0][:200]}); "
             f"rebuild the bundle with this OpenVINO or install the version in its manifest"
         ) from None
+
+
+def compile_file(path: Path, inference_precision: str = "f32") -> OvPredictor:
+    """An ``OvPredictor`` for an IR (``.xml``, its ``.bin`` beside it) or ONNX file, on the CPU."""
+    return OvPredictor(_compile(_ov().Core(), None, path, inference_precision))
 
 
 class OpenVinoBackend(Backend):
@@ -187,18 +189,38 @@ class OpenVinoBackend(Backend):
                               f"(OpenVINO capabilities: {', '.join(cpu_capabilities())}); rebuild it here with --fp32 or --int8")
         return compile_file(Path(bundle_dir) / manifest["artifacts"]["model"], precision)
 
-    def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
-        """The INT8 bundle's Q/DQ ONNX under ONNX Runtime's simulator (graph optimisations off): fake
-        quantization with exactly the artifact's scales. None without ONNX Runtime or for float bundles."""
+    def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
+                    simulated: bool = False, reference: nn.Module | None = None):
+        """The IR with each block's output added as a result (``probes.openvino_probe``), compiled as
+        ``load`` compiles it; with ``simulated``, the Q/DQ ONNX under ONNX Runtime's simulator (INT8)."""
+        if simulated:
+            onnx_runtime, manifest = self._simulator_source(manifest)
+            return onnx_runtime.block_probe(bundle_dir, manifest, blocks, simulated=True) if onnx_runtime else None
+        self.load(bundle_dir, manifest, device)  # the checks: installed, kernels for the precision
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        core = _ov().Core()
+        precision = (manifest.get("openvino") or {}).get("inference_precision", "f32")
+        return probes.openvino_probe(core.read_model(str(path)), blocks, lambda model: _compile(core, model, path, precision))
+
+    def _simulator_source(self, manifest: dict) -> tuple[Backend | None, dict]:
+        """ONNX Runtime and the manifest pointing at the bundle's Q/DQ ONNX, for the INT8 simulator
+        (graph optimisations off: exactly the artifact's scales); (None, manifest) for a float bundle
+        or without ONNX Runtime."""
         qdq = (manifest.get("artifacts") or {}).get("qdq_onnx")
         if manifest.get("precision") != "int8" or qdq is None:
-            return None
+            return None, manifest
         from . import get_backend  # the package is loaded by now; a top-level import would be circular
 
         onnx_runtime = get_backend("onnxruntime")
         if not onnx_runtime.available()[0]:
-            return None
-        return onnx_runtime.simulator(bundle_dir, {**manifest, "artifacts": {**manifest["artifacts"], "model": qdq}})
+            return None, manifest
+        return onnx_runtime, {**manifest, "artifacts": {**manifest["artifacts"], "model": qdq}}
+
+    def simulator(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
+        """The INT8 bundle's Q/DQ ONNX under ONNX Runtime's simulator (graph optimisations off): fake
+        quantization with exactly the artifact's scales. None without ONNX Runtime or for float bundles."""
+        onnx_runtime, manifest = self._simulator_source(manifest)
+        return onnx_runtime.simulator(bundle_dir, manifest) if onnx_runtime else None
 
     def foreign_predictor(self, bundle_dir: Path, manifest: dict) -> Predictor | None:
         """Another backend's ONNX artifact run under OpenVINO (FP32 inference precision), for ``bench``."""

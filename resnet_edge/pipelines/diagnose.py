@@ -119,7 +119,7 @@ def _probes(loaded: bundle_io.Bundle, blocks: list[str], device: str, reference:
                           f"{text.splitlines()[0][:200] if text else ''})") from None
     if artifact is None:
         raise UsageError(f"the {loaded.backend.name} backend cannot expose block outputs yet; diagnose reads them from "
-                         f"onnxruntime, torchscript and tensorrt bundles")
+                         f"onnxruntime, torchscript, openvino and tensorrt bundles")
     probes = {"artifact": artifact}
     simulator = loaded.backend.block_probe(loaded.path, loaded.manifest, blocks, device="cpu", simulated=True)
     if simulator is not None:

@@ -33,6 +33,8 @@ def bundles(trained_resnet20_checkpoint, tmp_path_factory) -> dict[str, Path]:
         "int8-trt-form": dict(precision="int8", backend="onnxruntime", target="jetson-orin"),
         "fp32-ort": dict(precision="fp32", backend="onnxruntime"),
         "fp32-ts": dict(precision="fp32", backend="torchscript"),
+        "int8-ov": dict(precision="int8", backend="openvino"),
+        "fp32-ov": dict(precision="fp32", backend="openvino"),
     }
     out = {}
     for name, settings in forms.items():
@@ -42,7 +44,7 @@ def bundles(trained_resnet20_checkpoint, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("form", ["int8-cpu", "int8-trt-form"])
+@pytest.mark.parametrize("form", ["int8-cpu", "int8-trt-form", "int8-ov"])
 def test_int8_forms_compare_simulator_and_artifact(bundles, form, tmp_path):
     result = diagnose_bundle(DiagnoseOptions(bundle=bundles[form], data="shapes", images=24, report=tmp_path / "d.json"))
     report = json.loads((tmp_path / "d.json").read_text())
@@ -53,7 +55,7 @@ def test_int8_forms_compare_simulator_and_artifact(bundles, form, tmp_path):
     assert report["verdict"]["source"] == "none" and result.verdict == report["verdict"]
 
 
-@pytest.mark.parametrize("form", ["fp32-ort", "fp32-ts"])
+@pytest.mark.parametrize("form", ["fp32-ort", "fp32-ts", "fp32-ov"])
 def test_fp32_artifacts_match_fp32_at_every_block(bundles, form):
     result = diagnose_bundle(DiagnoseOptions(bundle=bundles[form], data="shapes", images=16))
     assert all(row["artifact_sqnr_db"] > 90 for row in result.rows) and "simulator_sqnr_db" not in result.rows[0]
