@@ -25,10 +25,14 @@ def _raise(signum, _frame) -> None:
 def install() -> None:
     """Turn SIGTERM and SIGHUP into ``Terminated`` in this (main) process, and ignore SIGXFSZ.
 
-    With SIGXFSZ ignored, a write past ``ulimit -f`` fails with ``OSError(EFBIG)`` instead of killing
-    the process, so the temporary file is removed and the error reported like a full disk.
+    A signal the parent left *ignored* stays ignored: ``nohup resnet-edge train ...`` ignores SIGHUP
+    so that a long run survives the terminal closing, and overriding that would end it (Python treats
+    an inherited ignored SIGINT the same way). With SIGXFSZ ignored, a write past ``ulimit -f`` fails
+    with ``OSError(EFBIG)`` instead of killing the process, so the temporary file is removed and the
+    error reported like a full disk.
     """
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _raise)
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -255,12 +255,15 @@ def _run_in_process(argv: list[str]) -> Outcome:
 
 
 def _preexec(case: Case):
-    if case.ulimit_fsize is None:
-        return None
     limit = case.ulimit_fsize
 
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        # The command starts with Ctrl-C at its default, as at a terminal: a test run launched in the
+        # background by a non-interactive shell inherits SIGINT ignored, and Python (rightly) keeps
+        # ignoring it then, so the SIGINT cases would measure the launcher instead of the CLI.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return apply
 

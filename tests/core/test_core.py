@@ -91,6 +91,21 @@ def test_cli_formatter_prefixes_warnings(capsys):
     assert capsys.readouterr().err.splitlines() == ["warning: careful", "plain"]
 
 
+def test_an_inherited_ignored_sighup_stays_ignored():
+    """``nohup`` ignores SIGHUP so a long run outlives its terminal: install() must not undo that."""
+    script = (
+        "import os, signal\n"
+        "from resnet_edge.core import signals\n"
+        "signals.install()\n"
+        "assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN\n"
+        "os.kill(os.getpid(), signal.SIGHUP)\n"
+        "print('survived')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert result.returncode == 0 and result.stdout.strip() == "survived", result.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_termination_signals_run_cleanup(tmp_path, signum):
     script = (
