@@ -27,7 +27,7 @@ Every error is **one line** on stderr, `error: <message>`, with no traceback, an
 | 0 | success |
 | 1 | a check failed (a tampered or damaged bundle, an accuracy regression) or an output could not be written (full disk, file-size limit) |
 | 2 | a usage error: a bad option or argument, a missing or damaged input file, an output that may not be replaced |
-| 128 + N | stopped by signal N: 129 SIGHUP, 130 SIGINT (Ctrl-C), 143 SIGTERM |
+| 128 + N | stopped by signal N: 129 SIGHUP, 130 SIGINT (Ctrl-C), 143 SIGTERM; a signal the parent ignores stays ignored (`nohup` keeps a run alive when its terminal closes) |
 
 Whatever the error, nothing half-written is left behind: a bundle, checkpoint, calibration set, report,
 baseline or plot is either complete or absent, and a file being replaced keeps its old contents. The
