@@ -46,6 +46,7 @@ from timing import ProcessRunners, time_interleaved  # noqa: E402
 from resnet_edge import bundle  # noqa: E402
 from resnet_edge.backends.onnxruntime import SessionSettings, load_file  # noqa: E402
 from resnet_edge.backends.openvino import compile_file  # noqa: E402
+from resnet_edge.core.hostinfo import host_facts  # noqa: E402
 from resnet_edge.models import create_model  # noqa: E402
 from resnet_edge.pipelines.compile import CompileOptions, compile_bundle  # noqa: E402
 from resnet_edge.quantize import ort_calibrate  # noqa: E402
@@ -205,7 +206,8 @@ def main() -> None:
             results.append(measure(arch, args, Path(work) / arch))
             print_table(results[-1])
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "settings": vars(args) | {"json": str(args.json)}}, indent=1, default=str) + "\n")
+        payload = {"results": results, "host": host_facts(), "settings": vars(args) | {"json": str(args.json)}}
+        args.json.write_text(json.dumps(payload, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

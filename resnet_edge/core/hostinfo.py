@@ -31,6 +31,7 @@ _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "torch_tensorrt": ("torch-tensorrt", "torch_tensorrt"),
     "tensorrt": ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt_cu13", "tensorrt_cu12", "tensorrt-libs"),
     "modelopt": ("nvidia-modelopt", "nvidia_modelopt"),
+    "openvino": ("openvino",),
 }
 
 
@@ -58,7 +59,7 @@ def _module_version(module: str) -> str | None:
 
 
 def library_versions() -> dict[str, str | None]:
-    """torch, torchvision, resnet_edge, onnx, onnxruntime, torch_tensorrt, tensorrt, modelopt (+ cuda, cudnn)."""
+    """torch, torchvision, resnet_edge, onnx, onnxruntime, torch_tensorrt, tensorrt, modelopt, openvino (+ cuda, cudnn)."""
     versions = {key: package_version(key) for key in _DISTRIBUTIONS}
     try:
         versions["cuda"] = torch.version.cuda

@@ -101,7 +101,6 @@ def _cpp_versions(matrix: dict) -> dict[str, str | None]:
 def collect_facts(root: Path | str = "/") -> dict:
     """This host's facts as ``diagnose`` reads them (and as ``doctor --record`` writes them)."""
     versions = hostinfo.library_versions()
-    versions["openvino"] = hostinfo.package_version("openvino")
     usable, reason = ops.fused_ops_status()
     return {
         "python": platform.python_version(),
