@@ -36,4 +36,4 @@ def staging(out: Path, force: bool = False) -> Iterator[Path]:
         if not (tmp / MANIFEST_NAME).is_file():
             raise RuntimeError("bundle.staging: the block ended without write_manifest()")
         check_out_dir(out, force)  # again: something may have appeared while we were building
-        replace_dir(tmp, out)
+        replace_dir(tmp, out, replace=force)

@@ -158,13 +158,16 @@ def _remove(tmp: Path, created: list[Path]) -> None:
             directory.rmdir()
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is swapped out and removed only once ``tmp`` is in."""
-    if not out.exists():
+def replace_dir(tmp: Path, out: Path, *, replace: bool) -> None:
+    """Rename ``tmp`` to ``out``. With ``replace`` (``--force``) an existing ``out`` is swapped out and
+    removed only once ``tmp`` is in. Without it, ``out`` is never replaced, even if another process put
+    it there after the caller's own check (two compiles to one ``--out`` finish within milliseconds of
+    each other): the rename itself is the check, so there is no window between looking and renaming."""
+    if not replace or not out.exists():
         try:
-            os.rename(tmp, out)
-        except OSError as error:  # another process put a directory there since we looked
-            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            os.rename(tmp, out)  # onto nothing, or an empty directory
+        except OSError as error:  # another process put a non-empty directory there since we looked
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 raise
             raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out") from None
         return

@@ -48,9 +48,23 @@ def test_replace_dir_swaps_an_existing_directory(tmp_path):
     (out / "old").write_text("1")
     with io.staging_dir(out) as tmp:
         (tmp / "new").write_text("2")
-        io.replace_dir(tmp, out)
+        io.replace_dir(tmp, out, replace=True)
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
     assert [p.name for p in out.iterdir()] == ["new"]
+
+
+def test_replace_dir_without_replace_never_replaces_what_appeared_meanwhile(tmp_path):
+    """Two compiles to one --out, neither with --force: the one that renames second must fail, however
+    close the two finish (the rename is the check), and leave the first one's bundle as it was."""
+    out = tmp_path / "bundle"
+    with pytest.raises(UsageError, match="already exists; pass --force"):
+        with io.staging_dir(out) as tmp:
+            (tmp / "second").write_text("2")
+            out.mkdir()  # the other compile's bundle lands after this one's own check
+            (out / "first").write_text("1")
+            io.replace_dir(tmp, out, replace=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+    assert [p.name for p in out.iterdir()] == ["first"]
 
 
 def test_json_default_and_output_path_checks(tmp_path):

@@ -74,7 +74,7 @@ def _write_dir(out: Path, source: Path, files: dict[str, str], texts: dict[str, 
             shutil.copyfile(source / name, tmp / target)
         for target, text in texts.items():
             (tmp / target).write_text(text)
-        replace_dir(tmp, out)
+        replace_dir(tmp, out, replace=force)
     return out
 
 
