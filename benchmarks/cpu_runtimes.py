@@ -99,8 +99,9 @@ def residual_add_in_float():
         ort_calibrate._placement_options = original
 
 
-def compile_int8(arch: str, out: Path, calib: str, backend: str = "onnxruntime", **extra) -> Path:
-    compile_bundle(CompileOptions(arch=arch, out=out, precision=extra.pop("precision", "int8"), backend=backend, random_weights=True,
+def compile_random(arch: str, out: Path, calib: str, backend: str = "onnxruntime", precision: str = "int8", **extra) -> Path:
+    """A random-weights bundle (speed does not depend on the weights); INT8 calibrated with ``max`` on ``CALIB_IMAGES`` of ``calib``."""
+    compile_bundle(CompileOptions(arch=arch, out=out, precision=precision, backend=backend, random_weights=True,
                                   calib_data=calib, calib_images=CALIB_IMAGES, calib_method="max", **extra))
     return out
 
@@ -112,7 +113,7 @@ def nncf_model(arch: str, work: Path, calib: str) -> Path:
 
     from resnet_edge.data import open_data
 
-    fp32 = bundle.load(compile_int8(arch, work / "openvino-fp32", calib, backend="openvino", precision="fp32"))
+    fp32 = bundle.load(compile_random(arch, work / "openvino-fp32", calib, backend="openvino", precision="fp32"))
     images = open_data(calib).split("train", transform=fp32.transform())
     items = [images[index][0].unsqueeze(0).numpy() for index in range(min(CALIB_IMAGES, len(images)))]
     model = openvino.Core().read_model(str(fp32.path / fp32.manifest["artifacts"]["model"]))
@@ -124,11 +125,11 @@ def nncf_model(arch: str, work: Path, calib: str) -> Path:
 
 def recipes(arch: str, work: Path, args) -> dict[str, dict]:
     """Build what each runner needs; name -> recipe for ``make_runner``."""
-    ort = compile_int8(arch, work / "onnxruntime-int8", args.calib_data)
+    ort = compile_random(arch, work / "onnxruntime-int8", args.calib_data)
     result = {
         "eager-fp32": {"kind": "eager", "arch": arch, "num_classes": bundle.read_manifest(ort)["num_classes"]},
         "onnxruntime-int8": {"kind": "bundle", "path": str(ort)},
-        "openvino-int8": {"kind": "bundle", "path": str(compile_int8(arch, work / "openvino-int8", args.calib_data, backend="openvino"))},
+        "openvino-int8": {"kind": "bundle", "path": str(compile_random(arch, work / "openvino-int8", args.calib_data, backend="openvino"))},
     }
     if args.nncf:
         result["openvino-nncf-int8"] = {"kind": "openvino-ir", "path": str(nncf_model(arch, work, args.calib_data))}
@@ -136,23 +137,19 @@ def recipes(arch: str, work: Path, args) -> dict[str, dict]:
         for name, settings in SESSION_VARIANTS.items():
             result[name] = {"kind": "ort-session", "path": str(ort), "settings": asdict(settings)}
     if args.placement_variants:
-        stem = compile_int8(arch, work / "float-stem", args.calib_data, keep_float=("conv1",))
+        stem = compile_random(arch, work / "float-stem", args.calib_data, keep_float=("conv1",))
         with residual_add_in_float():
-            add = compile_int8(arch, work / "float-add", args.calib_data)
+            add = compile_random(arch, work / "float-add", args.calib_data)
         result["onnxruntime-int8-float-stem"] = {"kind": "bundle", "path": str(stem)}
         result["onnxruntime-int8-float-add"] = {"kind": "bundle", "path": str(add)}
     return result
-
-
-def p50(samples: list[float]) -> float:
-    return statistics.median(samples)
 
 
 def shared_process(plan: dict[str, dict], batch: torch.Tensor, rounds: int, iters: int, warmup: int) -> dict[str, float]:
     """p50 of the main runners all in this process, interleaved (the disturbance comparison)."""
     runners = {name: make_runner(plan[name]) for name in MAIN}
     with torch.inference_mode():
-        return {name: p50(values) for name, values in time_interleaved(runners, batch, rounds, iters, warmup).items()}
+        return {name: statistics.median(values) for name, values in time_interleaved(runners, batch, rounds, iters, warmup).items()}
 
 
 def measure(arch: str, args, work: Path) -> dict:
@@ -162,7 +159,7 @@ def measure(arch: str, args, work: Path) -> dict:
     with ProcessRunners(plan, make_runner, args.threads) as runners:
         for size, iters in ((1, args.iters), (args.throughput_batch, args.throughput_iters)):
             batch = torch.randn((size, *shape), generator=torch.Generator().manual_seed(size))
-            own = {name: p50(values) for name, values in runners.time(batch, args.rounds, iters, args.warmup).items()}
+            own = {name: statistics.median(values) for name, values in runners.time(batch, args.rounds, iters, args.warmup).items()}
             rows = {name: {"p50_ms": round(value, 3), "speedup_vs_eager": round(own["eager-fp32"] / value, 3),
                            "images_per_s": round(size * 1e3 / value, 2)} for name, value in own.items()}
             if args.shared_process:

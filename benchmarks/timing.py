@@ -19,10 +19,17 @@ def time_interleaved(runners: dict[str, Callable], batch: torch.Tensor, rounds: 
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                run(batch)
-                samples[name].append((time.perf_counter() - start) * 1000)
+            samples[name].extend(timed_calls(run, batch, iters))
+    return samples
+
+
+def timed_calls(run: Callable, batch: torch.Tensor, iters: int) -> list[float]:
+    """Milliseconds of each of ``iters`` calls ``run(batch)``."""
+    samples = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        run(batch)
+        samples.append((time.perf_counter() - start) * 1000)
     return samples
 
 
@@ -36,12 +43,7 @@ def _serve(connection, factory: Callable, recipe: dict, threads: int) -> None:
             batch, iters, warmup = request
             for _ in range(warmup):
                 run(batch)
-            samples = []
-            for _ in range(iters):
-                start = time.perf_counter()
-                run(batch)
-                samples.append((time.perf_counter() - start) * 1000)
-            connection.send(samples)
+            connection.send(timed_calls(run, batch, iters))
 
 
 class ProcessRunners:

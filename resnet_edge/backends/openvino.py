@@ -88,14 +88,15 @@ class OvPredictor:
         return torch.from_numpy(self.request.get_output_tensor(0).data.copy()).float()
 
 
-def _compile(core, model, path: Path, inference_precision: str):
-    """``model`` compiled for the CPU as every bundle is run; a model this OpenVINO cannot compile is a
-    ``CheckFailed`` in one line."""
+def _compile(core, model, path: Path, inference_precision: str, **extra_config):
+    """``model`` compiled for the CPU as every bundle is run (plus ``extra_config``, e.g. ``PERF_COUNT``);
+    a model this OpenVINO cannot compile is a ``CheckFailed`` in one line."""
     ov = _ov()
     config = {
         "INFERENCE_NUM_THREADS": torch.get_num_threads(),
         "INFERENCE_PRECISION_HINT": inference_precision,
         "PERFORMANCE_HINT": "LATENCY",
+        **extra_config,
     }
     try:
         return core.compile_model(model if model is not None else core.read_model(str(path)), "CPU", config)
@@ -176,7 +177,9 @@ class OpenVinoBackend(Backend):
         section["runtime"] = "openvino (Q/DQ ONNX converted to IR; low-precision transformations at load)"
         return section
 
-    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
+    def _runnable_precision(self, bundle_dir: Path, manifest: dict, device: str) -> str:
+        """The checks before anything runs the bundle (the CPU, OpenVINO installed, kernels for its
+        precision), without compiling it; the inference precision to compile it with."""
         device = str(device)
         if device not in ("auto", "cpu"):
             raise UsageError(f"OpenVINO bundles run on the CPU only; use --device cpu (not {device})")
@@ -187,6 +190,10 @@ class OpenVinoBackend(Backend):
         if precision != "f32" and half_type(cpu_capabilities()) != precision:
             raise CheckFailed(f"bundle {bundle_dir} runs in {precision}, which this CPU has no kernels for "
                               f"(OpenVINO capabilities: {', '.join(cpu_capabilities())}); rebuild it here with --fp32 or --int8")
+        return precision
+
+    def load(self, bundle_dir: Path, manifest: dict, device: str = "auto") -> Predictor:
+        precision = self._runnable_precision(bundle_dir, manifest, device)
         return compile_file(Path(bundle_dir) / manifest["artifacts"]["model"], precision)
 
     def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
@@ -196,10 +203,9 @@ class OpenVinoBackend(Backend):
         if simulated:
             onnx_runtime, manifest = self._simulator_source(manifest)
             return onnx_runtime.block_probe(bundle_dir, manifest, blocks, simulated=True) if onnx_runtime else None
-        self.load(bundle_dir, manifest, device)  # the checks: installed, kernels for the precision
+        precision = self._runnable_precision(bundle_dir, manifest, device)
         path = Path(bundle_dir) / manifest["artifacts"]["model"]
         core = _ov().Core()
-        precision = (manifest.get("openvino") or {}).get("inference_precision", "f32")
         return probes.openvino_probe(core.read_model(str(path)), blocks, lambda model: _compile(core, model, path, precision))
 
     def _simulator_source(self, manifest: dict) -> tuple[Backend | None, dict]:
@@ -233,14 +239,11 @@ class OpenVinoBackend(Backend):
                        device: str = "auto") -> dict[str, float] | None:
         """OpenVINO's performance counters (``PERF_COUNT``); layers mapped to blocks through the Q/DQ
         ONNX's scopes when the bundle keeps it, else through the weight names (``profiling``)."""
-        self.load(bundle_dir, manifest, device)  # the checks: installed, kernels for the precision
-        ov = _ov()
-        core = ov.Core()
-        model = core.read_model(str(Path(bundle_dir) / manifest["artifacts"]["model"]))
-        precision = (manifest.get("openvino") or {}).get("inference_precision", "f32")
-        config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "INFERENCE_PRECISION_HINT": precision,
-                  "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
+        precision = self._runnable_precision(bundle_dir, manifest, device)
+        core = _ov().Core()
+        path = Path(bundle_dir) / manifest["artifacts"]["model"]
+        model = core.read_model(str(path))
         qdq = (manifest.get("artifacts") or {}).get("qdq_onnx")
         source = _onnx_model(Path(bundle_dir) / qdq) if qdq else None
-        return profiling.openvino_profile(core.compile_model(model, "CPU", config), model, blocks, batch, iters, source)
+        return profiling.openvino_profile(_compile(core, model, path, precision, PERF_COUNT=True), model, blocks, batch, iters, source)
 
