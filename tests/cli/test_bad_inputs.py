@@ -28,6 +28,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from helpers import curves_runs
 from helpers.battery import ABSENT, UNCHANGED, Case, Outcome, check_outputs, check_stderr, fill, snapshot
 from helpers.battery_cli import CASES, ORT, A
 from resnet_edge.backends import get_backend
@@ -236,6 +237,8 @@ SETUPS = {
     "old_baseline": _old_baseline,
     "other_classes": _other_classes,
     "race": lambda paths, **_: None,
+    "curves_empty_run": curves_runs.empty_run,
+    "curves_mixed_runs": curves_runs.mixed_runs,
 }
 
 

@@ -187,4 +187,16 @@ CASES = [
     # ---------------------------------------------------------------- demo
     _c("demo-epochs-zero", ["demo", "--epochs", "0"], 2, r"^error: Invalid value for '--epochs'", "pass --epochs 1 or more"),
     _c("demo-unknown-option", ["demo", "--gpu"], 2, r"^error: No such option '--gpu'", "run resnet-edge demo --help"),
+    # ---------------------------------------------------------------- curves (runs set up by tests/helpers/curves_runs.py)
+    _c("curves-no-runs", ["curves"], 2, r"^error: Missing argument 'RUN_DIR\.\.\.'", "pass one or more run directories (the --out of resnet-edge train)"),
+    _c("curves-run-absent", ["curves", "{tmp}/nope"], 2, r"run directory .*nope does not exist", "pass the --out of resnet-edge train"),
+    _c("curves-no-metrics", ["curves", "{tmp}/notes"], 2, r"notes has no metrics.jsonl", "pass a run directory written by resnet-edge train, or wait for its first epoch",
+       setup="notes_dir"),
+    _c("curves-empty-run", ["curves", "{run}", "--report", "{report}"], 2, r"has no complete epoch in metrics.jsonl \(an empty run\)",
+       "wait for the run's first epoch, or pass another run", [("{report}", A)], setup="curves_empty_run"),
+    _c("curves-mixed-datasets", ["curves", "{tmp}/plain20", "{tmp}/plain56", "--plot", "{plot}"], 2,
+       r"trained on different datasets \(plain20 on shapes; plain56 on cifar10:\S+\)", "compare runs on one dataset, or pass --allow-mixed",
+       [("{plot}", A)], setup="curves_mixed_runs"),
+    _c("curves-plot-format", ["curves", "{tmp}/nope", "--plot", "{tmp}/fig.pdf"], 2, r"--plot .*fig.pdf: the file name must end in \.png or \.svg",
+       "name the plot FILE.png or FILE.svg", [("{tmp}/fig.pdf", A)]),
 ]
