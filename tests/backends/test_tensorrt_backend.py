@@ -210,9 +210,11 @@ def test_dla_requests_are_checked_against_target_precision_and_device():
 
 def test_dla_on_tensorrt_11_needs_a_jetpack_that_has_it():
     trt11 = api.TrtVersions("2.14.0", "11.1.0", "2.14.1")
-    with pytest.raises(UsageError, match="TensorRT 11.1.0 reports no DLA.*torch-tensorrt 2.8 with TensorRT 10.3"):
+    with pytest.raises(UsageError, match=r"no DLA in this TensorRT \(11.1.0\).*torch-tensorrt 2.8 with TensorRT 10.3"):
         check_dla_support(api.STRONGLY_TYPED, trt11, 0, 0)
-    check_dla_support(api.STRONGLY_TYPED, trt11, 0, 2)
+    with pytest.raises(UsageError, match="no DLA in this TensorRT"):  # decided by the version, not the core count
+        check_dla_support(api.STRONGLY_TYPED, trt11, 0, 2)
+    check_dla_support(api.STRONGLY_TYPED, api.TrtVersions("2.14.0", "11.4.1.2", "2.14.1"), 0, 2)
     check_dla_support(api.ENABLED_PRECISIONS, api.TrtVersions("2.8.0", "10.3.0", "2.8.0"), 0, None)
     check_dla_support(api.STRONGLY_TYPED, trt11, None, 0)
 
@@ -232,7 +234,7 @@ def test_backend_declares_its_contract():
     assert backend.precisions == ("fp32", "fp16", "int8")
     assert set(backend.targets) == {"jetson-orin", "jetson-xavier", "datacenter"}
     assert backend.display_name == "TensorRT" and backend.options_type is TensorRTOptions
-    assert {"workspace_mb", "dla_core", "formats", "optimization_level", "tf32", "hardware_compatible"} == {f.name for f in fields(TensorRTOptions)}
+    assert {"workspace_mb", "dla_core", "formats", "optimization_level", "tf32", "hardware_compatible", "min_dla_fraction"} == {f.name for f in fields(TensorRTOptions)}
     assert backend.can_fuse and not backend.default_fused()
 
 

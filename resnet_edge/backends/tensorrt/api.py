@@ -9,8 +9,8 @@ Checked against the source of the torch-tensorrt wheels (``torch_tensorrt/dynamo
     network; ``_TRTInterpreter`` turns ``torch.float16`` / ``torch.int8`` in ``enabled_precisions``
     into ``BuilderFlag.FP16`` / ``BuilderFlag.INT8`` and TensorRT picks each layer's kernel precision.
     Jetson Orin on JetPack 6 runs this generation (torch 2.8, torch-tensorrt 2.8, TensorRT 10.3, the
-    jetson-ai-lab wheels). It is also the only one that can put layers on the DLA, which needs the
-    FP16/INT8 builder flags that a strongly typed network forbids.
+    jetson-ai-lab wheels). DLA engines are built by TensorRT's builder, not through these arguments:
+    ``dla_routes`` picks the DLA build by TensorRT version (10.x flags and implicit INT8, 11.4.1+ strong typing).
 
 ``strongly_typed`` generation (torch-tensorrt >= 2.13, TensorRT 11)
     ``dynamo.compile`` has no ``enabled_precisions`` (an unknown keyword lands in ``**kwargs`` and is
@@ -251,7 +251,8 @@ def torch_tensorrt_importable() -> bool:
 
 # Keywords a build passes when the installed function has them, and otherwise drops (recorded): the
 # 2.8 wheel's convert_exported_program_to_serialized_trt_engine has neither disable_tf32 nor
-# hardware_compatible, and what 2.8's dynamo.compile lacks is refused nowhere else.
+# hardware_compatible (its **kwargs would swallow them silently). A requested hardware_compatible never
+# gets this far where a function lacks it: check_hardware_compatible_keywords refuses the build first.
 OPTIONAL_KEYWORDS = ("disable_tf32", "hardware_compatible", "timing_cache_path")
 HARDWARE_COMPATIBLE_MIN_CC = (8, 0)  # TensorRT's AMPERE_PLUS hardware compatibility level
 
@@ -297,4 +298,21 @@ def check_hardware_compatible(requested: bool, gpu: dict | None, dla_core: int |
     if cc is not None and cc[:2] < HARDWARE_COMPATIBLE_MIN_CC:
         raise UsageError(
             f"--hardware-compatible needs an Ampere or newer GPU (compute capability 8.0+); this one is {gpu['compute_capability']}"
+        )
+
+
+def check_hardware_compatible_keywords(requested: bool, torch_tensorrt, formats, version: str | None) -> None:
+    """``--hardware-compatible`` only where every installed function building a saved file takes the keyword
+    (torch-tensorrt 2.8's raw-engine converter does not: its engine would silently stay tied to this GPU)."""
+    if not requested:
+        return
+    functions = {"dynamo.compile": torch_tensorrt.dynamo.compile}
+    if "engine" in formats:
+        functions["convert_exported_program_to_serialized_trt_engine (model.engine)"] = (
+            torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine)
+    lacking = [name for name, function in functions.items() if "hardware_compatible" not in inspect.signature(function).parameters]
+    if lacking:
+        raise UsageError(
+            f"--hardware-compatible: torch-tensorrt {version}'s {lacking[0]} has no hardware_compatible keyword, so the "
+            f"engine would be tied to this GPU; drop --hardware-compatible" + (", or leave 'engine' out of the formats" if "engine" in lacking[0] else "")
         )

@@ -56,6 +56,7 @@ class TensorRTOptions(BackendOptions):
     optimization_level: int | None = None  # TensorRT builder optimization level 0..5; None: its default
     tf32: bool = False  # FP32 builds: allow TF32 kernels (faster, ~1e-3 off); default off (disable_tf32=True)
     hardware_compatible: bool = False  # Ampere+: an engine that runs on any Ampere-or-newer GPU (slower)
+    min_dla_fraction: float | None = None  # --dla-core: fail below this share of convolutions on the DLA (None: 0.9)
 
 
 @dataclass
@@ -161,7 +162,7 @@ class TensorRTBackend(Backend):
         generation = require_torch_tensorrt(versions)
         cores = dla_core_count() if options.dla_core is not None else None
         gpu_targets.check_dla(target, options.dla_core, config.precision, cores)
-        check_dla_support(generation, versions, options.dla_core, cores)
+        check_dla_support(generation, versions, options.dla_core, cores, config.precision, options.min_dla_fraction)
         api.compile_arguments(generation, config.precision, dla_core=options.dla_core, workspace_mb=options.workspace_mb,
                               tf32=options.tf32, hardware_compatible=options.hardware_compatible)
         api.check_hardware_compatible(options.hardware_compatible, hostinfo.gpu_info(), options.dla_core)
@@ -210,26 +211,26 @@ class TensorRTBackend(Backend):
 
     def _build_dla(self, setup: _Setup, config: BuildConfig, graph_model: nn.Module, example: torch.Tensor, out_dir: Path):
         """The DLA engine from TensorRT's builder (``dla``), checked against the exported model at its batch."""
-        settings = dla.builder_settings(config.precision, setup.options.dla_core, setup.workspace_mb)
+        settings = dla.builder_settings(config.precision, setup.options.dla_core, setup.workspace_mb, setup.versions.tensorrt)
         work = out_dir / ".dla-work"
         work.mkdir(exist_ok=True)
         try:
             dla.export_onnx(graph_model, config, work / dla.ONNX_FILE)
             log.info(f"building the DLA engine with TensorRT's builder (DLA core {setup.options.dla_core}, GPU fallback)")
             started = time.time()
-            plan = dla.build_engine(work / dla.ONNX_FILE, settings, setup.timing_cache)
+            built = dla.build(work / dla.ONNX_FILE, settings, setup.timing_cache)
             seconds = round(time.time() - started, 1)
         finally:
             for leftover in work.iterdir():
                 leftover.unlink()
             work.rmdir()
-        (out_dir / ENGINE_FILE).write_bytes(plan)
-        saved = SavedFormats(placement=dla.inspect_placement(plan, setup.options.dla_core))
+        saved = SavedFormats(placement=dla.checked_placement(built, setup.options.dla_core, setup.options.min_dla_fraction))
+        (out_dir / ENGINE_FILE).write_bytes(built.plan)
         # The float32 (INT8: fake-quant) model the engine was built from; the DLA's FP16 rounding is
         # within engine_tolerance, as for any FP16/INT8 engine.
         checks = check_batches(graph_model, config, example)
         check_engine(out_dir / ENGINE_FILE, checks, engine_tolerance(config.precision), saved, dla_core=setup.options.dla_core)
-        job = CompileJob(None, None, [], {"builder": settings}, None, example, checks)
+        job = CompileJob(None, None, [], {"builder": {**settings, **built.applied}}, None, example, checks)
         return _Compiled(job, seconds, saved.placement, 1, [], []), saved
 
     def _setup(self, config: BuildConfig, out_dir: Path) -> _Setup:
@@ -241,6 +242,7 @@ class TensorRTBackend(Backend):
         generation = api.generation_of_signature(set(inspect.signature(torch_tensorrt.dynamo.compile).parameters))
         if generation != versions.generation:
             log.info(f"note: torch-tensorrt {versions.torch_tensorrt} has the {generation} API (its signature decides)")
+        api.check_hardware_compatible_keywords(options.hardware_compatible, torch_tensorrt, _formats_for(options), versions.torch_tensorrt)
         workspace_mb = options.workspace_mb if options.workspace_mb is not None else target.workspace_mb
         cache = timing_cache_path(out_dir, config.target, versions.tensorrt, hostinfo.gpu_info())
         arguments = api.compile_arguments(

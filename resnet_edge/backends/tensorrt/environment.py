@@ -1,12 +1,12 @@
 """What this host has for TensorRT builds: torch-tensorrt (imported behind one helper), its version
-pairing with torch, and the DLA cores TensorRT's builder sees."""
+pairing with torch, the DLA cores TensorRT's builder sees, and whether its TensorRT can build for them."""
 
 from __future__ import annotations
 
 import warnings
 
 from ...core.errors import UsageError
-from . import api
+from . import api, dla_routes
 
 
 def import_torch_tensorrt():
@@ -45,17 +45,18 @@ def require_torch_tensorrt(versions: api.TrtVersions) -> str:
     return generation
 
 
-def check_dla_support(generation: str, versions: api.TrtVersions, dla_core: int | None, available_cores: int | None) -> None:
-    """TensorRT 11 has no DLA except on AGX Orin with the newest JetPack: refuse a DLA build it cannot do."""
+def check_dla_support(generation: str, versions: api.TrtVersions, dla_core: int | None, available_cores: int | None,
+                      precision: str = "fp16", min_dla_fraction: float | None = None) -> None:
+    """Refuse, before any work, a DLA build the installed TensorRT cannot do (``dla_routes``): no DLA in
+    TensorRT 11.0-11.4.0 or after 10.7, INT8 on TensorRT 11, a strongly typed TensorRT that reports no DLA
+    cores, a ``--min-dla-fraction`` out of range or without ``--dla-core``. The DLA build does not go
+    through torch-tensorrt, so ``generation`` does not change the answer (callers pass it as before)."""
+    dla_routes.check_min_dla_fraction(dla_core, min_dla_fraction)
     if dla_core is None:
         return
-    major = (api.parse_version(versions.tensorrt) or (0,))[0]
-    if major >= 11 and not available_cores:
-        raise UsageError(
-            f"--dla-core: TensorRT {versions.tensorrt} reports no DLA on this device: TensorRT 11.0-11.3 have no DLA, "
-            f"11.4.1+ has it only on Jetson AGX Orin with JetPack 7.2.2+, and Jetson Thor has none; on JetPack 6 use "
-            f"torch-tensorrt 2.8 with TensorRT 10.3, or drop --dla-core to run on the GPU"
-        )
+    route = dla_routes.check_route_request(versions.tensorrt, precision)
+    if route == dla_routes.STRONGLY_TYPED and available_cores == 0:
+        raise UsageError(dla_routes.NO_DLA.format(version=f"{versions.tensorrt}, which reports no DLA cores here"))
 
 
 def dla_core_count() -> int | None:
