@@ -50,7 +50,7 @@ def _run_line(run: dict) -> str:
     best_val = f"{_percent(run['best_val_error'])} ({run['best_val_epoch']})"
     return (f"  {run['label']:<22}{run['kind']:<10}{run['depth']:>6}{epochs:>10}{_percent(run['final_train_error']):>11}"
             f"{_percent(run['final_val_error']):>10}{_percent(run['best_train_error']):>12}{best_val:>16}"
-            f"{run['final_train_loss']:>12.4f}{run['final_val_loss']:>10.4f}")
+            f"{run['final_train_loss']:>12.4g}{run['final_val_loss']:>10.4g}")
 
 
 def _pair_line(pair: dict) -> str:
