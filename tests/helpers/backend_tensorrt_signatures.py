@@ -48,3 +48,27 @@ CONVERT_2_14 = set(
     "use_distributed_mode_trace decompose_attention disabled_constant_fold_exclusions attn_bias_is_causal "
     "lift_mutable_buffers arg_input_binding_names kwarg_input_binding_names output_binding_names".split()
 )
+
+# tensorrt.BuilderFlag members, read from the tensorrt.so of the tensorrt-cu12-bindings wheels (the enum's
+# member strings, in order). "INT8" has no string of its own in either 10.x binary (the linker merged it into
+# the tail of "UINT8"); it is listed for 10.x by the 10.3 enum's docstring "Enable Int8 layer selection" and
+# the 10.x API reference. FP16, BF16, INT8 and OBEY/PREFER_PRECISION_CONSTRAINTS are gone from 11.x.
+_FLAGS_10_3 = (
+    "FP16 BF16 INT8 DEBUG GPU_FALLBACK REFIT DISABLE_TIMING_CACHE TF32 SPARSE_WEIGHTS SAFETY_SCOPE OBEY_PRECISION_CONSTRAINTS "
+    "PREFER_PRECISION_CONSTRAINTS DIRECT_IO REJECT_EMPTY_ALGORITHMS VERSION_COMPATIBLE ERROR_ON_TIMING_CACHE_MISS "
+    "DISABLE_COMPILATION_CACHE WEIGHTLESS STRIP_PLAN REFIT_IDENTICAL WEIGHT_STREAMING INT4 REFIT_INDIVIDUAL"
+)
+_FLAGS_11 = (
+    "DEBUG GPU_FALLBACK DISABLE_TIMING_CACHE EDITABLE_TIMING_CACHE TF32 SPARSE_WEIGHTS SAFETY_SCOPE DIRECT_IO VERSION_COMPATIBLE "
+    "ERROR_ON_TIMING_CACHE_MISS DISABLE_COMPILATION_CACHE STRIP_PLAN REFIT_IDENTICAL WEIGHT_STREAMING REFIT_INDIVIDUAL "
+    "STRICT_NANS MONITOR_MEMORY DISTRIBUTIVE_INDEPENDENCE"
+)
+BUILDER_FLAGS = {
+    "10.3.0": set(_FLAGS_10_3.split()),
+    "10.13.3.9": set(_FLAGS_10_3.split()) | {"EDITABLE_TIMING_CACHE", "STRICT_NANS", "MONITOR_MEMORY", "DISTRIBUTIVE_INDEPENDENCE"},
+    "11.1.0.106": set(_FLAGS_11.split()),
+    "11.4.0.106": set(_FLAGS_11.split()),
+}
+# ITensor.set_dynamic_range(min, max): in the 10.3.0 and 10.13.3.9 bindings (ITensorDoc::set_dynamic_range,
+# "[DEPRECATED] Deprecated in TensorRT 10.1"), absent from 11.1.0.106 and 11.4.0.106.
+HAS_SET_DYNAMIC_RANGE = {"10.3.0": True, "10.13.3.9": True, "11.1.0.106": False, "11.4.0.106": False}
