@@ -63,9 +63,10 @@ def _float_casts(model) -> dict[str, str]:
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {value.name: value.type.tensor_type.elem_type for value in
              list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
-    float32 = onnx.TensorProto.FLOAT
+    float32, outputs = onnx.TensorProto.FLOAT, {output.name for output in model.graph.output}
     return {node.output[0]: node.input[0] for node in model.graph.node
-            if node.op_type == "Cast" and node.attribute[0].i == float32 and types.get(node.input[0]) == float32}
+            if node.op_type == "Cast" and node.attribute[0].i == float32 and types.get(node.input[0]) == float32
+            and node.output[0] not in outputs}
 
 
 def _activation_amax(node, constants: dict) -> float | None:
@@ -96,27 +97,31 @@ def strip_qdq(model) -> tuple[object, dict[str, float], list[str]]:
     graph = model.graph
     constants = _constants(graph)
     alias = _float_casts(model)  # a removed node's output -> the tensor that replaces it
-    consumers: dict[str, list] = {}
-    for node in graph.node:
+    nodes = list(graph.node)
+    consumers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
         for name in node.input:
-            consumers.setdefault(name, []).append(node)
+            consumers.setdefault(name, []).append(index)
     removed, ranges, conflicts = set(), {}, []
-    for node in graph.node:
+    for index, node in enumerate(nodes):
         if node.op_type != "QuantizeLinear":
             continue
         dequantizers = consumers.get(node.output[0], [])
-        if not dequantizers or any(d.op_type != "DequantizeLinear" for d in dequantizers):
+        if not dequantizers or any(nodes[d].op_type != "DequantizeLinear" for d in dequantizers):
             raise CheckFailed(f"{node.name}: a QuantizeLinear that does not feed DequantizeLinear only; cannot build implicit INT8 from it")
         tensor = alias.get(node.input[0], node.input[0])
         amax = _activation_amax(node, constants)
-        if amax is not None:
+        if amax is not None and tensor not in constants:  # weights: implicit INT8 quantizes them itself
             _record(ranges, conflicts, tensor, amax)
-        removed.update(id(n) for n in [node, *dequantizers])
-        alias.update({d.output[0]: tensor for d in dequantizers})
-    removed.update(id(node) for node in graph.node if node.op_type == "Cast" and node.output[0] in alias)
-    kept = [node for node in graph.node if id(node) not in removed]
-    for node in kept:
-        node.input[:] = [alias.get(name, name) for name in node.input]
+        removed.update([index, *dequantizers])
+        alias.update({nodes[d].output[0]: tensor for d in dequantizers})
+    removed.update(i for i, node in enumerate(nodes) if node.op_type == "Cast" and node.output[0] in alias)
+    kept = []
+    for node in (node for i, node in enumerate(nodes) if i not in removed):
+        clone = onnx.NodeProto()  # copies: the originals go with ``del graph.node[:]``
+        clone.CopyFrom(node)
+        clone.input[:] = [alias.get(name, name) for name in node.input]
+        kept.append(clone)
     del graph.node[:]
     graph.node.extend(kept)
     _drop_unused(graph)
