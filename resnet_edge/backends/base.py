@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from ..core.defaults import TARGETS
 from ..core.errors import UsageError
+from ..quantize.inputs import CalibrationData, QuantOptions
 
 
 @runtime_checkable
@@ -41,18 +42,6 @@ class CallablePredictor:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return self.run(batch)
-
-
-@dataclass(frozen=True)
-class QuantOptions:
-    """How an INT8 build quantizes, for every backend that builds INT8."""
-
-    per_channel_weights: bool = True
-    quantize_residual: bool = True  # quantize the shortcut input of each residual add
-    keep_float: tuple[str, ...] = ()  # layers kept out of INT8 (the ``--max-top1-drop`` plan)
-    # Stored activation ranges (a bundle's ``calibration-cache.json``): quantize with exactly these, no
-    # calibration run (``retarget``). Only backends with ``takes_ranges`` accept it.
-    ranges_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -94,18 +83,6 @@ class BatchSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "BatchSpec":
         return cls(int(data["min"]), int(data["opt"]), int(data["max"]))
-
-
-@dataclass
-class CalibrationData:
-    """Preprocessed calibration images, re-iterable: ``batches()`` yields NCHW float32 CPU tensors."""
-
-    method: str  # one of CALIBRATION_METHODS
-    batches: Callable[[], Iterable[torch.Tensor]]
-    num_images: int
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter(self.batches())
 
 
 def check_ranges_support(backend: "Backend", config: "BuildConfig") -> None:

@@ -116,3 +116,9 @@ class Bottleneck(nn.Module):
         if self.residual:
             out = out + (x if self.downsample is None else self.downsample(x))
         return self.relu(out)
+
+
+def block_names(model: nn.Module) -> list[str]:
+    """The residual blocks of ``model`` in order, by module name (``layer1.0``...): the rows of
+    ``diagnose``, ``bench --profile`` and ``sensitivity``."""
+    return [name for name, module in model.named_modules() if isinstance(module, (BasicBlock, Bottleneck))]

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..core.defaults import CALIBRATION_METHODS, RESIDUAL_QUANTIZER
 from ..core.errors import UsageError
+from ..fuse.fold import fold_batchnorm
 from .modelopt_import import MODELOPT_INSTALL, modelopt_version, quiet, require_modelopt
 from .qdq_export import count_qdq_nodes, export_for_tensorrt
 from .quantizers import (
@@ -170,6 +171,12 @@ def calibrate(
     return calibrate_with_choice(model, loader, config, device, progress)[0]
 
 
+def calibrate_folded(model: nn.Module, calibration: Iterable, config: PTQConfig, device: torch.device | str = "cpu") -> nn.Module:
+    """The fake-quant model the TensorRT backend builds: ``model`` with BatchNorm folded, calibrated
+    (``sensitivity`` and the ``--max-top1-drop`` fallback measure this one)."""
+    return calibrate(fold_batchnorm(model).to(device), calibration, config, device=device)
+
+
 def calibrate_with_choice(
     model: nn.Module,
     loader: Iterable,
@@ -238,6 +245,7 @@ __all__ = [
     "PTQConfig",
     "RESIDUAL_QUANTIZER",
     "calibrate",
+    "calibrate_folded",
     "calibrate_with_choice",
     "count_qdq_nodes",
     "disable_layers",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree
 
-from ..pipelines.validate_checks import fmt
+from ..pipelines.validate.checks import fmt
 
 
 def _verdict(status: dict, name: str) -> str:

@@ -19,8 +19,7 @@ from resnet_edge.backends.tensorrt.graph import export_program
 from resnet_edge.backends.tensorrt.probe import BlockOutputs, probe_config, reading, recorded_arguments, source_model
 from resnet_edge.core.errors import CheckFailed
 from resnet_edge.fuse.fold import fold_batchnorm
-from resnet_edge.models import create_model
-from resnet_edge.pipelines.diagnose import block_names
+from resnet_edge.models import block_names, create_model
 
 BLOCKS = [f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)]
 

@@ -14,7 +14,7 @@ from resnet_edge import bundle as bundle_io
 from resnet_edge.cli import main
 from resnet_edge.pipelines.compile import CompileOptions, compile_bundle
 from resnet_edge.pipelines.diagnose import DiagnoseOptions, diagnose_bundle
-from resnet_edge.pipelines.diagnose_metrics import divergence, verdict
+from resnet_edge.pipelines.diagnose.metrics import divergence, verdict
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SET = REPO / "calibration" / "shapes-demo.json"

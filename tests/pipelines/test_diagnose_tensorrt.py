@@ -18,7 +18,7 @@ from resnet_edge import bundle as bundle_io
 from resnet_edge.backends.base import Backend
 from resnet_edge.cli import main
 from resnet_edge.core.errors import CheckFailed, UsageError
-from resnet_edge.pipelines import diagnose as diagnose_pipeline
+from resnet_edge.pipelines.diagnose import run as diagnose_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SET = REPO / "calibration" / "shapes-demo.json"
@@ -115,7 +115,7 @@ def test_tensorrt_bundles_are_diagnosed_through_their_probe_engines(trt_bundles,
 def test_int8_probe_engine_logits_match_the_saved_engine(trt_bundles):
     from resnet_edge.backends.tensorrt.formats import engine_tolerance, max_rel_diff
     from resnet_edge.data import ShapesDataset, eval_transform, get_preset
-    from resnet_edge.pipelines.validate import load_reference
+    from resnet_edge.pipelines.reference import load_reference
 
     loaded = bundle_io.load(trt_bundles["int8"])
     reference, _ = load_reference(loaded, None)

@@ -16,9 +16,9 @@ from resnet_edge.cli import main  # noqa: E402
 from resnet_edge.core.errors import UsageError  # noqa: E402
 from resnet_edge.fuse.fold import fold_batchnorm  # noqa: E402
 from resnet_edge.pipelines.compile import CompileOptions, compile_bundle  # noqa: E402
-from resnet_edge.pipelines.evaluation import EvalSet, Evaluator  # noqa: E402
-from resnet_edge.pipelines.fallback import plan_fallback  # noqa: E402
-from resnet_edge.pipelines.sensitivity import calibrate_folded  # noqa: E402
+from resnet_edge.pipelines.bundling.fallback import plan_fallback  # noqa: E402
+from resnet_edge.quantize.evaluation import EvalSet, Evaluator  # noqa: E402
+from resnet_edge.quantize.modelopt_ptq import calibrate_folded  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402
 from resnet_edge.weights import load_weights, save_checkpoint  # noqa: E402
 

@@ -18,8 +18,9 @@ pytest.importorskip("modelopt.torch.quantization", reason="nvidia-modelopt is no
 from helpers.fragile import FRAGILE, labelled_shapes, make_fragile  # noqa: E402
 from resnet_edge.cli import main  # noqa: E402
 from resnet_edge.core.errors import UsageError  # noqa: E402
-from resnet_edge.pipelines.evaluation import EvalSet  # noqa: E402
-from resnet_edge.pipelines.sensitivity import analyze, calibrate_folded, select_layers  # noqa: E402
+from resnet_edge.pipelines.sensitivity import analyze, select_layers  # noqa: E402
+from resnet_edge.quantize.evaluation import EvalSet  # noqa: E402
+from resnet_edge.quantize.modelopt_ptq import calibrate_folded  # noqa: E402
 from resnet_edge.quantize import modelopt_ptq as ptq  # noqa: E402
 from resnet_edge.reports.sensitivity import format_table  # noqa: E402
 from resnet_edge.weights import load_weights  # noqa: E402

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from resnet_edge import bundle as bundle_io
 from resnet_edge.cli import main
 from resnet_edge.metrics import ComparisonMeter
-from resnet_edge.pipelines.baseline import read_baseline
+from resnet_edge.pipelines.validate.baseline import read_baseline
 from resnet_edge.pipelines.compile import CompileOptions, compile_bundle
 from resnet_edge.pipelines.validate import ValidateOptions, validate_bundle
 from resnet_edge.reports.validate import junit_xml

@@ -16,8 +16,7 @@ import torch
 
 from ...backends import get_backend
 from ...bundle import read_manifest
-from ...models import create_model
-from ..diagnose import block_names
+from ...models import block_names, create_model
 from .options import BenchOptions
 from .variants import example_batch
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 from ...core import hostinfo
+from ...core.timing import split, stats
 from .cudagraphs import base_name
 from .memory import CUDA_MEMORY_KIND, MemoryFigures
 from .options import BASELINE_VARIANT, REPORT_SCHEMA, REPORT_VERSION, BenchOptions
-from .timing import split, stats
 from .variants import Variant
 
 

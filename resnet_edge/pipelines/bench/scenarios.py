@@ -26,9 +26,9 @@ from ...bundle import load as load_bundle
 from ...core import hostinfo
 from ...core.errors import UsageError
 from ...core.io import check_output_path, write_json
+from ...core.timing import stats
 from .conditions import condition_warnings, finish_conditions, read_conditions
 from .energy import PowerSampler
-from .timing import stats
 
 log = logging.getLogger(__name__)
 

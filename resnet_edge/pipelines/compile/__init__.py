@@ -1,11 +1,15 @@
 """``resnet-edge compile``: weights + (calibration data) -> a verified deployment bundle.
 
-Modules in the order the data flows: ``options`` (what is asked, checked alone), ``plan`` (backend,
-target, batch, device: refused before anything loads), ``..calibration`` (the INT8 images), ``run``
-(weights -> calibration -> build -> check -> bundle), ``check`` (agreement and top-1), ``manifest``.
+The sequence itself is ``pipelines.bundling``, which ``retarget`` runs too; a compile flag is a field of
+``bundling.options.CompileOptions``.
 """
 
-from .options import CompileOptions, CompileResult
-from .run import compile_bundle
+from ..bundling import CompileOptions, CompileResult, build_bundle
+
+
+def compile_bundle(options: CompileOptions) -> CompileResult:
+    """Build the bundle ``options`` describe at ``options.out`` (see ``pipelines.bundling.run`` for the order)."""
+    return build_bundle(options)
+
 
 __all__ = ["CompileOptions", "CompileResult", "compile_bundle"]

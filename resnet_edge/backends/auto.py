@@ -3,7 +3,7 @@
 Which runtime is fastest depends on the CPU (VNNI, AMX, core count), the model and the batch, so it is
 measured rather than guessed: every registered backend that targets ``cpu``, is installed and accepts
 the config builds its artifact in a private directory; each is loaded and timed at the opt batch on
-this machine in alternating rounds (the ``bench`` timing loop, so slow drifts hit all alike); the
+this machine in alternating rounds (``core.timing``, the ``bench`` loop, so slow drifts hit all alike); the
 fastest p50 wins and its files become the bundle. Every candidate's p50 and the reason are recorded
 in the manifest (``backend_choice``) and logged. ``--backend NAME`` skips all this.
 
@@ -23,24 +23,25 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ...backends import Backend, BuildConfig, BuildResult, Predictor, backend_availability, get_backend, list_backends
-from ...core.errors import UsageError
-from ..bench.timing import stats, time_rounds, warm_up
-from ..bench.variants import Variant
+from ..core.errors import UsageError
+from ..core.timing import split, stats, time_interleaved, warm_up
+from .base import Backend, BuildConfig, BuildResult, Predictor
+from .registry import backend_availability, get_backend, list_backends
 
 log = logging.getLogger(__name__)
 
-# name -> p50 ms of each variant's run on ``batch``.
-Timer = Callable[[list[Variant], torch.Tensor], dict[str, float]]
+# (candidate name -> its loaded predictor, batch) -> p50 ms of each candidate's run on ``batch``.
+Timer = Callable[[dict[str, Predictor], torch.Tensor], dict[str, float]]
 WARMUP = 3
 ITERS = 30
 ROUNDS = 5
 
 
-def measure_p50(variants: list[Variant], batch: torch.Tensor, warmup: int = WARMUP, iters: int = ITERS, rounds: int = ROUNDS) -> dict[str, float]:
-    """p50 ms per variant, host batch to host logits, rounds alternating the variants (``bench``'s loop)."""
-    active = warm_up(variants, batch, warmup, {})
-    wall, _ = time_rounds(active, batch, iters, rounds, cuda=False)
+def measure_p50(predictors: dict[str, Predictor], batch: torch.Tensor, warmup: int = WARMUP, iters: int = ITERS,
+                rounds: int = ROUNDS) -> dict[str, float]:
+    """p50 ms per predictor, host batch to host logits, rounds alternating the predictors (``bench``'s loop)."""
+    warm_up(predictors, batch, lambda _name: warmup)
+    wall, _ = time_interleaved(predictors, batch, split(iters, rounds))
     return {name: stats(samples)["p50"] for name, samples in wall.items()}
 
 
@@ -105,16 +106,15 @@ class AutoBackend(Backend):
         """Build every candidate, time them at the opt batch, move the winner's files to ``out_dir``."""
         with tempfile.TemporaryDirectory(prefix="resnet-edge-auto-") as work:
             built: dict[str, tuple[Backend, BuildResult, Path]] = {}
-            variants = []
+            predictors: dict[str, Predictor] = {}
             for candidate in self.candidates:
                 directory = Path(work) / candidate.name
                 directory.mkdir()
                 log.info(f"backend auto: building the {candidate.name} candidate")
                 result = candidate.build(model, config, directory)
                 built[candidate.name] = (candidate, result, directory)
-                predictor = candidate.load(directory, _view(candidate, config, result), "cpu")
-                variants.append(Variant(candidate.name, f"{candidate.name} {config.precision}", "cpu", predictor))
-            p50 = self.timer(variants, config.example_input(config.batch.opt))
+                predictors[candidate.name] = candidate.load(directory, _view(candidate, config, result), "cpu")
+            p50 = self.timer(predictors, config.example_input(config.batch.opt))
             winner_name = min(p50, key=p50.get)
             winner, result, directory = built[winner_name]
             for name in result.artifacts.values():

@@ -6,7 +6,7 @@
    and measure FP32 and simulated INT8 top-1 on the validation images;
 2. if the drop is already within X, nothing stays in float;
 3. otherwise rank the layers by how much top-1 each regains when it alone is kept in float
-   (``sensitivity.revert_pass``; KL divergence breaks ties), then switch them off greedily in that order,
+   (``quantize.sensitivity.revert_pass``; KL divergence breaks ties), then switch them off greedily in that order,
    re-measuring after each, until the simulated drop is within X;
 4. prune: try to re-quantize each kept layer, least sensitive first, and keep it INT8 when the budget
    still holds, so the set is minimal in the greedy sense.
@@ -29,11 +29,12 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from ..backends import QuantOptions
-from ..core.errors import CheckFailed, UsageError
-from ..quantize import modelopt_ptq as ptq
-from .evaluation import EvalSet, Evaluator, Measurement
-from .sensitivity import LayerSensitivity, calibrate_folded, layer_kind, rank_layers, revert_pass
+from ...core.errors import CheckFailed, UsageError
+from ...quantize import modelopt_ptq as ptq
+from ...quantize.evaluation import EvalSet, Evaluator, Measurement
+from ...quantize.inputs import QuantOptions
+from ...quantize.modelopt_ptq import calibrate_folded
+from ...quantize.sensitivity import LayerSensitivity, layer_kind, rank_layers, revert_pass
 
 log = logging.getLogger(__name__)
 

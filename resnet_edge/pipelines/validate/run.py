@@ -7,7 +7,7 @@ on the same images, preprocessed exactly as the manifest says, batch by batch, a
 report so CI catches a regression between model versions; ``--update-baseline`` writes it.
 
 The JSON report's schema is documented in ``docs/validate-report.md``; its keys are stable. The
-report dict is built in ``validate_checks``, the baseline store is ``baseline``, and rendering (the
+report dict is built in ``checks``, the baseline store is ``baseline``, and rendering (the
 table, the JUnit XML) is ``resnet_edge.reports.validate``'s.
 
 Order, as everywhere in resnet-edge: every option and output path is checked, the baseline read, the
@@ -29,22 +29,22 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
-from .. import bundle as bundle_io
-from ..core import defaults, hostinfo
-from ..core.device import resolve_device
-from ..core.errors import CheckFailed, UsageError
-from ..core.io import check_output_path, write_json
-from ..data import DataSource, open_data
-from ..data.classmap import map_classes, read_class_map
-from ..data.loader import make_loader
-from ..metrics import ComparisonMeter
-from ..weights import load_weights, untrained_weights
+from ... import bundle as bundle_io
+from ...core import defaults, hostinfo
+from ...core.device import resolve_device
+from ...core.errors import CheckFailed, UsageError
+from ...core.io import check_output_path, write_json
+from ...data import DataSource, open_data
+from ...data.classmap import map_classes, read_class_map
+from ...data.loader import make_loader
+from ...metrics import ComparisonMeter
 from . import baseline as baseline_store
-from .validate_checks import REPORT_SCHEMA, REPORT_VERSION, build_report, threshold_checks
+from ..reference import load_reference
+from .checks import REPORT_SCHEMA, REPORT_VERSION, build_report, threshold_checks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REPORT_SCHEMA", "REPORT_VERSION", "ValidateOptions", "ValidateResult", "load_reference", "validate_bundle"]
+__all__ = ["REPORT_SCHEMA", "REPORT_VERSION", "ValidateOptions", "ValidateResult", "validate_bundle"]
 
 
 @dataclass
@@ -133,32 +133,6 @@ def _devices(requested: str, manifest: dict) -> tuple[str, torch.device]:
         return str(device), device
     on_gpu = torch.cuda.is_available() and (manifest.get("target") != "cpu" or (manifest.get("requires") or {}).get("device") == "cuda")
     return "auto", torch.device("cuda" if on_gpu else "cpu")
-
-
-def load_reference(loaded_bundle: bundle_io.Bundle, reference: Path | None) -> tuple[nn.Module, dict]:
-    """The FP32 reference model and what the report says about it.
-
-    ``--reference`` wins; else the weights the manifest names (sha256 checked). A bundle built with
-    ``--random-weights`` has no weights file: its reference is recreated the way ``compile`` made it
-    (``weights.untrained_weights``, same seed), which only reproduces with the torch that built it.
-    """
-    manifest = loaded_bundle.manifest
-    ref = manifest["reference"]
-    if reference is not None:
-        loaded = load_weights(Path(reference), manifest["arch"], num_classes=loaded_bundle.num_classes)
-        if ref.get("sha256") and loaded.sha256 != ref["sha256"]:
-            log.info(f"note: --reference {reference} is not the file the bundle was built from (sha256 differs); comparing with it anyway")
-        return loaded.model, {"source": "--reference", "weights": str(Path(reference).expanduser().absolute()), "sha256": loaded.sha256}
-    if ref.get("random_weights") or ref.get("source") == "random":
-        built_with, have = manifest.get("build_host", {}).get("versions", {}).get("torch"), hostinfo.package_version("torch")
-        if built_with and built_with != have:
-            log.warning(f"the bundle was built with torch {built_with} and random weights; torch {have} may not recreate them")
-        log.info("note: random-weights bundle: its reference is recreated from compile's seed; top-1 means nothing, agreement does")
-        with torch.random.fork_rng(devices=[]):
-            model = untrained_weights(manifest["arch"]).model
-        return model, {"source": "random", "weights": None, "sha256": None}
-    model = loaded_bundle.load_reference_model()
-    return model, {"source": "manifest", "weights": ref.get("weights"), "sha256": ref.get("sha256")}
 
 
 def _open_dataset(options: ValidateOptions, loaded_bundle: bundle_io.Bundle, labels_ok_if_random: bool) -> tuple[DataSource, Dataset, dict | None]:

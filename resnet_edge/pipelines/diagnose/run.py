@@ -37,20 +37,20 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from .. import bundle as bundle_io
-from ..backends.probes import module_probe
-from ..core import defaults
-from ..core.errors import CheckFailed, UsageError
-from ..core.io import check_output_path, write_atomic, write_json
-from ..data import open_data
-from ..data.loader import make_loader
-from ..models.blocks import BasicBlock, Bottleneck
-from .diagnose_metrics import SeriesStats, divergence, verdict
-from .validate import load_reference
+from ... import bundle as bundle_io
+from ...backends.probes import module_probe
+from ...core import defaults
+from ...core.errors import CheckFailed, UsageError
+from ...core.io import check_output_path, write_atomic, write_json
+from ...data import open_data
+from ...data.loader import make_loader
+from ...models import block_names
+from ..reference import load_reference
+from .metrics import SeriesStats, divergence, verdict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DiagnoseOptions", "DiagnoseResult", "block_names", "diagnose_bundle"]
+__all__ = ["DiagnoseOptions", "DiagnoseResult", "diagnose_bundle"]
 
 REPORT_SCHEMA = "resnet-edge-diagnose-report"
 BATCH = 32
@@ -90,11 +90,6 @@ class DiagnoseResult:
         payload = asdict(self)
         payload.pop("written")
         return {"schema": REPORT_SCHEMA, "schema_version": 1, **payload}
-
-
-def block_names(model: torch.nn.Module) -> list[str]:
-    """The residual blocks of ``model`` in order, by module name (``layer1.0``...)."""
-    return [name for name, module in model.named_modules() if isinstance(module, (BasicBlock, Bottleneck))]
 
 
 def _check_options(options: DiagnoseOptions) -> None:

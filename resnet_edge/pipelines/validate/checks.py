@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
-from ..bundle import MANIFEST_NAME, Bundle
-from ..core.io import file_sha256
-from ..data import DataSource
+from ... import __version__
+from ...bundle import MANIFEST_NAME, Bundle
+from ...core.io import file_sha256
+from ...data import DataSource
 
 REPORT_SCHEMA = "resnet-edge-validate-report"
 REPORT_VERSION = 1

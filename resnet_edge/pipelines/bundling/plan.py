@@ -12,12 +12,11 @@ from pathlib import Path
 import torch
 
 from ... import bundle as bundle_io
-from ...backends import Backend, BatchSpec, BuildConfig, QuantOptions, choose_backend, make_options
+from ...backends import Backend, BatchSpec, BuildConfig, QuantOptions, auto_cpu_backend, choose_backend, make_options
 from ...backends.base import check_ranges_support
 from ...core import hostinfo
 from ...core.defaults import TARGETS
 from ...models import get_spec
-from .autobackend import auto_cpu_backend
 from .options import CompileOptions, check_options
 
 log = logging.getLogger(__name__)
@@ -70,6 +69,7 @@ def _config(options: CompileOptions, backend: Backend, target: str, fused: bool,
         options=make_options(
             backend, workspace_mb=options.workspace_mb, dla_core=options.dla_core,
             tf32=options.tf32 or None, hardware_compatible=options.hardware_compatible or None,
+            min_dla_fraction=options.min_dla_fraction,
         ),
     )
 

@@ -14,8 +14,8 @@ from ...core.errors import CheckFailed, UsageError
 from ...data import eval_transform, open_data
 from ...data.classmap import map_classes
 from ...metrics import top1_percent
+from ...quantize.calibration import PreparedCalibration, loader
 from ...weights import LoadedWeights
-from ..calibration import PreparedCalibration, loader
 from .options import CompileOptions
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""``compile_bundle``: weights -> calibration -> plan -> build -> check -> bundle -> report.
+"""``build_bundle``: weights -> calibration -> plan -> build -> check -> bundle -> report.
 
 The order matters for "checked at the door, nothing half-written": every flag, the output directory,
 the backend and its config are checked before anything heavy runs; the weights and calibration images
@@ -20,9 +20,9 @@ from torch import nn
 from ... import bundle as bundle_io
 from ...backends import Backend
 from ...core.logs import collect_warnings
+from ...quantize.calibration import PreparedCalibration, prepare_calibration
 from ...weights import LoadedWeights, resolve_weights
-from .. import fallback as fallback_plan
-from ..calibration import PreparedCalibration, prepare_calibration
+from . import fallback as fallback_plan
 from .check import ValidationData, check_agreement, check_inputs, measure_accuracy, validation_data
 from .manifest import base_manifest, merge_backend_fields, write_calibration_set
 from .options import CompileOptions, CompileResult
@@ -47,7 +47,7 @@ class Inputs:
 Finish = Callable[[Path, dict, Backend], None]
 
 
-def compile_bundle(options: CompileOptions, finish: Finish | None = None) -> CompileResult:
+def build_bundle(options: CompileOptions, finish: Finish | None = None) -> CompileResult:
     """Build the bundle ``options`` describe at ``options.out``; see the module docstring for the order."""
     with collect_warnings() as warnings:
         started = time.time()

@@ -33,6 +33,7 @@ class CompileOptions:
     workspace_mb: int | None = None
     tf32: bool | None = None  # TensorRT FP32: allow TF32 (None: not given)
     hardware_compatible: bool | None = None  # TensorRT: Ampere+ hardware-compatible engine (None: not given)
+    min_dla_fraction: float | None = None  # TensorRT --dla-core: least share of convolutions on the DLA (None: 0.9)
     fused: bool | None = None  # None: the backend's default
     force: bool = False
     val_data: str | None = None

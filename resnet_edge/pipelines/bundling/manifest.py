@@ -9,9 +9,9 @@ from pathlib import Path
 from ...backends import Backend, BuildConfig, BuildResult
 from ...core import hostinfo
 from ...core.io import file_sha256
+from ...quantize.calibration import PreparedCalibration
 from ...quantize.calibset import canonical_json
 from ...weights import LoadedWeights
-from ..calibration import PreparedCalibration
 
 CALIBRATION_SET_FILE = "calibration-set.json"
 AUTO_FIELD = "calibration_auto"  # quantization.<this> -> calibration.auto

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..core.errors import UsageError
-from .validate_checks import REPORT_SCHEMA, REPORT_VERSION, make_check
+from ...core.errors import UsageError
+from .checks import REPORT_SCHEMA, REPORT_VERSION, make_check
 
 
 def read_baseline(path: Path) -> dict:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .. import ops
-from ..core import hostinfo
+from ... import ops
+from ...core import hostinfo
 
 OK, MISSING, WARN, BROKEN = "ok", "missing", "warn", "broken"
 _OPTIONAL = ("onnxruntime", "openvino", "modelopt", "onnx")

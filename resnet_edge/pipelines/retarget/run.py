@@ -1,6 +1,6 @@
 """``resnet-edge retarget``: rebuild a bundle for another target or backend without recalibrating.
 
-The new bundle is built by ``compile`` itself (``compile_bundle``) from what the parent recorded:
+The new bundle is built by the sequence ``compile`` runs (``bundling.build_bundle``) from what the parent recorded:
 
 * the FP32 reference weights (``manifest.reference``: path and sha256; ``--reference`` when they
   moved) — refused when missing or when their sha256 differs, since anything else is another model;
@@ -18,21 +18,20 @@ records where it came from (``retarget``: parent path, the sha256 of its manifes
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .. import bundle as bundle_io
-from ..backends import Backend, backend_availability, get_backend
-from ..core.errors import CheckFailed, UsageError
-from ..core.io import file_sha256
-from ..core.logs import collect_warnings
-from ..weights import resolve_weights
-from .calibration import PreparedCalibration, prepare_calibration
-from .compile import CompileOptions, compile_bundle
-from .compile.check import check_inputs
-from .compile.plan import plan_build
+from ... import bundle as bundle_io
+from ...backends import Backend, backend_availability, get_backend
+from ...core.errors import CheckFailed, UsageError
+from ...core.io import file_sha256
+from ...core.logs import collect_warnings
+from ...quantize.calibration import PreparedCalibration, prepare_calibration
+from ...weights import resolve_weights
+from ..bundling import CompileOptions, CompileResult, build_bundle, plan_build
+from ..bundling.check import check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +50,6 @@ class RetargetOptions:
     reference: Path | None = None  # the parent's FP32 weights, when they moved (sha256-checked)
     force: bool = False
     command: str | None = None
-
-
-@dataclass
-class RetargetResult:
-    """The bundle written, its manifest, and the warnings logged while building it."""
-
-    path: Path
-    manifest: dict
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -210,7 +200,7 @@ def simulator_check(parent: Parent, new_dir: Path, manifest: dict, backend: Back
     return check
 
 
-def retarget_bundle(options: RetargetOptions) -> RetargetResult:
+def retarget_bundle(options: RetargetOptions) -> CompileResult:
     """Rebuild ``options.bundle`` for ``options.target`` (and ``options.backend``) at ``options.out``."""
     with collect_warnings() as warnings:
         parent = read_parent(options.bundle)
@@ -230,8 +220,8 @@ def retarget_bundle(options: RetargetOptions) -> RetargetResult:
             check = simulator_check(parent, tmp, manifest, built_with, images, source)
             record(manifest, parent, compile_opts, weights, check)
 
-        result = compile_bundle(compile_opts, finish=finish)
-    return RetargetResult(result.path, result.manifest, list(warnings))
+        result = build_bundle(compile_opts, finish=finish)
+    return replace(result, warnings=list(warnings))
 
 
 def record(manifest: dict, parent: Parent, compile_opts: CompileOptions, weights: Path, check: dict | None) -> None:
@@ -250,4 +240,4 @@ def record(manifest: dict, parent: Parent, compile_opts: CompileOptions, weights
         manifest["calibration"] = {**parent.manifest["calibration"], "recalibrated": False}
 
 
-__all__ = ["Parent", "RetargetOptions", "RetargetResult", "read_parent", "reference_weights", "retarget_bundle", "simulator_check"]
+__all__ = ["Parent", "RetargetOptions", "read_parent", "reference_weights", "retarget_bundle", "simulator_check"]

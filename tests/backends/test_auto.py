@@ -2,14 +2,12 @@
 choice with every candidate's p50 is recorded. A fake timer makes the choice deterministic."""
 
 import pytest
-import torch
 
 from resnet_edge.backends import BatchSpec, BuildConfig, backend_availability, get_backend
 from resnet_edge.core.errors import UsageError
 from resnet_edge.models import create_model
-from resnet_edge.pipelines.compile.autobackend import AutoBackend, auto_cpu_backend, cpu_candidates
-from resnet_edge.pipelines.compile.options import CompileOptions
-from resnet_edge.pipelines.compile.plan import plan_build
+from resnet_edge.backends.auto import AutoBackend, auto_cpu_backend, cpu_candidates
+from resnet_edge.pipelines.bundling import CompileOptions, plan_build
 
 CPU_RUNTIMES = [name for name in ("onnxruntime", "openvino") if backend_availability(name)[0]]
 needs_two = pytest.mark.skipif(len(CPU_RUNTIMES) < 2, reason="needs onnxruntime and openvino installed")
@@ -22,11 +20,11 @@ def config(precision="fp32"):
 def fake_timer(p50):
     calls = []
 
-    def timer(variants, batch):
-        calls.append(([v.name for v in variants], tuple(batch.shape)))
-        for variant in variants:  # each candidate really runs the opt batch
-            assert variant.run(batch).shape == (batch.shape[0], 10)
-        return {v.name: p50[v.name] for v in variants}
+    def timer(predictors, batch):
+        calls.append((list(predictors), tuple(batch.shape)))
+        for predictor in predictors.values():  # each candidate really runs the opt batch
+            assert predictor(batch).shape == (batch.shape[0], 10)
+        return {name: p50[name] for name in predictors}
 
     timer.calls = calls
     return timer

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, Dataset
 
-from ..backends import CalibrationData
 from ..core import defaults
 from ..data import eval_transform
 from ..data.classmap import ClassMap, generic_names, map_classes
-from ..quantize.calibset import CalibSet, load_calibset, make_calibset
 from ..weights import LoadedWeights
+from .calibset import CalibSet, load_calibset, make_calibset
+from .inputs import CalibrationData
 
 log = logging.getLogger(__name__)
 
