@@ -32,6 +32,8 @@ options:
   --logits         add the raw logits to each JSON object
   --device D       auto (default), cpu, cuda or cuda:N
   --threads N      CPU threads for libtorch (default: libtorch's choice)
+  --no-cuda-graph  run fixed-batch AOTInductor bundles on a GPU call by call instead of replaying
+                   one captured CUDA graph
   --batch N        images per batch for directory sources (default 1)
   --max-frames N   stop after N frames (default: the whole source; cameras run until Ctrl-C)
   --repeat N       go through an image or directory source N times (timing)
@@ -93,6 +95,8 @@ Args parse_args(int argc, char** argv) {
       args.device = next();
     } else if (arg == "--threads") {
       args.threads = static_cast<int>(parse_int(arg, next(), 1));
+    } else if (arg == "--no-cuda-graph") {
+      args.cuda_graph = false;
     } else if (arg == "--batch") {
       args.batch = static_cast<int>(parse_int(arg, next(), 1));
     } else if (arg == "--max-frames") {

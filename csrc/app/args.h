@@ -13,6 +13,7 @@ struct Args {
   bool logits = false;
   std::string device = "auto";
   int threads = 0;
+  bool cuda_graph = true;
   int batch = 1;
   long max_frames = 0;
   int repeat = 1;

@@ -1,7 +1,7 @@
 // resnet-edge-infer: classify images, videos and camera frames with a resnet-edge bundle.
 //
 //   resnet-edge-infer BUNDLE --source IMAGE|DIR|VIDEO|/dev/videoN|N|URL|"gstreamer ... ! appsink"
-//                     [--top-k 5] [--json [--logits]] [--device auto|cpu|cuda[:N]] [--threads N]
+//                     [--top-k 5] [--json [--logits]] [--device auto|cpu|cuda[:N]] [--threads N] [--no-cuda-graph]
 //                     [--batch N] [--max-frames N] [--repeat N] [--warmup N]
 //
 // Prints the top-k classes of every frame and the running FPS (frames / seconds since the first
@@ -73,6 +73,7 @@ int run(const Args& args) {
   }
   resnet_edge::ClassifierOptions options;
   options.num_threads = args.threads;
+  options.cuda_graph = args.cuda_graph;
   resnet_edge::Classifier classifier(args.bundle, args.device, options);
   Reporter reporter(args, classifier);
   const int failures = source.capture ? run_capture(args, classifier, reporter)

@@ -1,6 +1,7 @@
 // resnet_edge::Classifier: the bundle (bundle.cpp), the preprocessing (preprocess.cpp) and a runner
-// for its backend (runner.h: libtorch in torch_runner.cpp, OpenVINO in openvino_runner.cpp). This
-// file splits and pads batches to the bundle's range and checks what the model returns.
+// for its backend (runner.h: AOTInductor in aoti_runner.cpp, TorchScript in torch_runner.cpp,
+// OpenVINO in openvino_runner.cpp). This file splits and pads batches to the bundle's range and
+// checks what the model returns.
 
 #include "resnet_edge/classifier.h"
 
@@ -107,8 +108,13 @@ Classifier::Classifier(const std::string& bundle_dir, const std::string& device,
   s.info = read_bundle(bundle_dir, options.verify_files);
   check_preprocessing(s.info.preprocessing);
   s.table = make_normalize_table(s.info.preprocessing);
-  s.runner = s.info.backend == "openvino" ? make_openvino_runner(s.info, device, options)
-                                          : make_torch_runner(s.info, device, options);
+  if (s.info.backend == "openvino") {
+    s.runner = make_openvino_runner(s.info, device, options);
+  } else if (!aoti_package(s.info).empty()) {  // aoti bundles; tensorrt ones carrying a package (preferred to model.ts)
+    s.runner = make_aoti_runner(s.info, device, options);
+  } else {
+    s.runner = make_torch_runner(s.info, device, options);
+  }
   s.info.contents.clear();  // what the runner did not take is no longer needed
   s.device_name = s.runner->device();
 }

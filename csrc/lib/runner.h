@@ -1,7 +1,8 @@
-// Internal: what runs a bundle's model. One runner per backend family: libtorch (torchscript
-// bundles, and tensorrt bundles' model.ts through Torch-TensorRT's runtime) in torch_runner.cpp,
-// OpenVINO (openvino bundles) in openvino_runner.cpp when OpenVINO's C++ runtime was found at
-// configure time (RESNET_EDGE_WITH_OPENVINO). Classifier (classifier.cpp) splits and pads batches
+// Internal: what runs a bundle's model. One runner per artifact kind: libtorch's AOTInductor
+// package loader (aoti bundles' model.pt2, and tensorrt bundles' model.pt2 when they carry one) in
+// aoti_runner.cpp; TorchScript (torchscript bundles, and tensorrt bundles' model.ts through
+// Torch-TensorRT's runtime) in torch_runner.cpp; OpenVINO (openvino bundles) in openvino_runner.cpp
+// when OpenVINO's C++ runtime was found at configure time (RESNET_EDGE_WITH_OPENVINO). Classifier (classifier.cpp) splits and pads batches
 // and checks the output shape; a runner only runs one batch.
 #pragma once
 
@@ -31,8 +32,13 @@ class Runner {
 // The runners load the model from the bytes read_bundle checked (info.contents; moved out), never
 // from the path again. Each throws resnet_edge::Error with one line.
 std::unique_ptr<Runner> make_torch_runner(BundleInfo& info, const std::string& device, const ClassifierOptions& options);
+std::unique_ptr<Runner> make_aoti_runner(BundleInfo& info, const std::string& device, const ClassifierOptions& options);
 std::unique_ptr<Runner> make_openvino_runner(BundleInfo& info, const std::string& device,
                                              const ClassifierOptions& options);
+
+// The AOTInductor package this bundle runs through make_aoti_runner ("" when none): an aoti
+// bundle's model, or the model.pt2 a tensorrt bundle carries besides model.ts (preferred to it).
+std::string aoti_package(const BundleInfo& info);
 
 // The first line of `text`, at most `limit` characters.
 std::string first_line(const std::string& text, size_t limit = 240);

@@ -1,7 +1,10 @@
-// The libtorch runner: torchscript bundles, and tensorrt bundles' model.ts through Torch-TensorRT's
-// runtime. Loads the module from the bytes read_bundle hashed (an istream), not from the path.
+// The TorchScript runner: torchscript bundles, and tensorrt bundles' model.ts through Torch-TensorRT's
+// runtime (those carrying an AOTInductor package run in aoti_runner.cpp instead). Loads the module
+// from the bytes read_bundle hashed (an istream), not from the path. Also the libtorch helpers both
+// runners share (torch_support.h).
 
 #include "runner.h"
+#include "torch_support.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -65,6 +68,8 @@ bool fused_ops_registered() {
          c10::Dispatcher::singleton().findSchema({"resnet_edge::fused_bottleneck", ""}).has_value();
 }
 
+}  // namespace
+
 void ensure_fused_ops(const std::string& bundle_dir) {
   if (fused_ops_registered()) {
     return;
@@ -77,6 +82,8 @@ void ensure_fused_ops(const std::string& bundle_dir) {
   }
 }
 
+namespace {
+
 bool torchtrt_runtime_registered() {
   try {
     return torch::getCustomClass("__torch__.torch.classes.tensorrt.Engine") != nullptr;
@@ -84,6 +91,8 @@ bool torchtrt_runtime_registered() {
     return false;
   }
 }
+
+}  // namespace
 
 void ensure_torchtrt_runtime(const std::string& bundle_dir) {
   if (torchtrt_runtime_registered()) {
@@ -97,6 +106,8 @@ void ensure_torchtrt_runtime(const std::string& bundle_dir) {
                 "); rebuild it with -DTORCHTRT_ROOT=<torch_tensorrt install> or use a torchscript bundle");
   }
 }
+
+namespace {
 
 // The artifact file libtorch loads for this bundle.
 std::string torchscript_artifact(const BundleInfo& info) {
@@ -116,10 +127,12 @@ std::string torchscript_artifact(const BundleInfo& info) {
                 " has no TorchScript TensorRT module (model.ts) for libtorch; rebuild it with the torchscript format");
   }
   throw Error("bundle " + info.dir + " is a " + info.backend +
-              " bundle, which the C++ Classifier does not run (it runs torchscript bundles, tensorrt ones when "
-              "built with Torch-TensorRT, openvino ones when built with OpenVINO); compile one with resnet-edge "
-              "compile --backend torchscript");
+              " bundle, which the C++ Classifier does not run (it runs aoti and torchscript bundles, tensorrt ones "
+              "when built with Torch-TensorRT, openvino ones when built with OpenVINO); compile one with resnet-edge "
+              "compile --backend aoti");
 }
+
+}  // namespace
 
 // The torch::Device `device` names for this bundle ("auto": a GPU when the bundle wants one).
 torch::Device resolve_device(const BundleInfo& info, const std::string& device) {
@@ -154,6 +167,8 @@ torch::Device resolve_device(const BundleInfo& info, const std::string& device) 
   }
   return chosen;
 }
+
+namespace {
 
 class TorchRunner : public Runner {
  public:

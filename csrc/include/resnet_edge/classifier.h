@@ -10,8 +10,9 @@
 // the shorter side with Pillow's antialiased filters (bit-exact on uint8), centre crop, /255,
 // normalise, NCHW. Every failure is a resnet_edge::Error with a one-line message.
 //
-// Backends: torchscript; tensorrt (model.ts) with Torch-TensorRT's runtime; openvino (model.xml +
-// model.bin, CPU) when libresnet_edge was built with OpenVINO. The model is loaded from the bytes
+// Backends: aoti (model.pt2, AOTInductor) and torchscript; tensorrt (model.aoti.pt2, else model.ts)
+// with Torch-TensorRT's runtime; openvino (model.xml + model.bin, CPU) when libresnet_edge was
+// built with OpenVINO. The model is loaded from the bytes
 // whose sha256 was checked, so a file replaced on disk after the check cannot run.
 
 #pragma once
@@ -59,6 +60,7 @@ struct Preprocessing {
 struct ClassifierOptions {
   bool verify_files = true;  // check every file's sha256 against the manifest (refuse on mismatch)
   int num_threads = 0;       // intra-op CPU threads; 0 keeps libtorch's default
+  bool cuda_graph = true;    // fixed-batch AOTInductor bundles on a GPU: capture one CUDA graph, replay it
 };
 
 class Classifier {
