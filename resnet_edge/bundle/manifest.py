@@ -11,6 +11,7 @@ from .. import ops
 from ..core import hostinfo
 from ..core.errors import CheckFailed, UsageError
 from ..core.io import file_sha256, json_text
+from .containment import check_contained
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -40,11 +41,11 @@ REQUIRED_KEYS = (
 
 
 def _bundle_files(directory: Path) -> dict[str, str]:
-    files = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and path.name != MANIFEST_NAME:
-            files[path.relative_to(directory).as_posix()] = file_sha256(path)
-    return files
+    names = [path.relative_to(directory).as_posix() for path in sorted(directory.rglob("*")) if path.is_file() and path.name != MANIFEST_NAME]
+    # The readers' rule, applied before anything is written: a file that a reader would refuse (a
+    # symlink out of the bundle, a name with ':' or '\\') is a bug in whatever put it there.
+    check_contained(directory, directory / MANIFEST_NAME, names, error=RuntimeError)
+    return {name: file_sha256(directory / name) for name in names}
 
 
 def write_manifest(directory: Path, manifest: dict) -> dict:
@@ -76,7 +77,8 @@ def write_manifest(directory: Path, manifest: dict) -> dict:
 
 
 def read_manifest(path: Path) -> dict:
-    """The manifest of the bundle at ``path``, checked for shape and schema version only (no hashes)."""
+    """The manifest of the bundle at ``path``, checked for shape, schema version and that every file it
+    names stays inside the bundle (``containment``); no hashes."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise UsageError(f"bundle {path} does not exist; build one with resnet-edge compile --out {path}")
@@ -104,6 +106,7 @@ def read_manifest(path: Path) -> dict:
     if absent:
         raise CheckFailed(f"{manifest_path} lacks {', '.join(absent)}; rebuild the bundle")
     _check_types(manifest_path, manifest)
+    check_contained(path, manifest_path, manifest["files"])
     return manifest
 
 
@@ -117,6 +120,9 @@ def _check_types(manifest_path: Path, manifest: dict) -> None:
             raise CheckFailed(f"{manifest_path}: {key!r} is not a JSON {'object' if kind is dict else 'array'}; rebuild the bundle")
     if not all(isinstance(name, str) and isinstance(digest, str) for name, digest in manifest["files"].items()):
         raise CheckFailed(f"{manifest_path}: 'files' must map names to sha256 strings; rebuild the bundle")
+    for role, name in manifest["artifacts"].items():
+        if not isinstance(name, str) or name not in manifest["files"]:  # an unlisted artifact would be loaded without a hash check
+            raise CheckFailed(f"{manifest_path}: artifact {json.dumps(name, ensure_ascii=False)} ({role}) is not listed in files; rebuild the bundle")
 
 
 def verify_files(path: Path, manifest: dict) -> None:

@@ -6,72 +6,11 @@ import os
 import pytest
 import torch
 
+from helpers.fake_bundle import make_bundle, minimal_manifest
 from resnet_edge import bundle
+from resnet_edge.backends import BatchSpec
 from resnet_edge.core import hostinfo
-from resnet_edge.backends import Backend, BatchSpec, CallablePredictor
-from resnet_edge.backends import _instances as backend_instances
 from resnet_edge.core.errors import CheckFailed, UsageError
-
-
-class FakeBackend(Backend):
-    """Writes a tiny 'model' file; its predictor returns a fixed linear map and records batch sizes."""
-
-    name = "fake"
-    precisions = ("fp32",)
-
-    def __init__(self):
-        self.seen = []
-
-    def available(self):
-        return True, "always"
-
-    def build(self, model, config, out_dir):
-        (out_dir / "model.bin").write_bytes(b"weights")
-        return None
-
-    def load(self, bundle_dir, manifest, device="auto"):
-        def predict(batch):
-            self.seen.append(batch.shape[0])
-            return batch.flatten(1)[:, :3] * 2
-
-        return CallablePredictor(predict, torch.device("cpu"))
-
-
-def minimal_manifest(**changes):
-    manifest = {
-        "arch": "resnet20",
-        "shortcut": "A",
-        "num_classes": 3,
-        "classes": ["a", "b", "c"],
-        "preprocessing": {"name": "cifar", "resize": 32, "crop": 4, "mean": [0.5] * 3, "std": [0.25] * 3,
-                          "interpolation": "bilinear", "channel_order": "RGB", "layout": "NCHW"},
-        "input": {"name": "input", "dtype": "float32", "shape": [4, 3, 4, 4], "batch": {"min": 4, "opt": 4, "max": 4}},
-        "output": {"name": "logits", "dtype": "float32", "shape": [4, 3]},
-        "precision": "fp32",
-        "backend": "fake",
-        "target": "cpu",
-        "fused": False,
-        "artifacts": {"model": "model.bin"},
-        "build_host": hostinfo.host_facts(),
-        "reference": {"weights": None, "sha256": None, "source": "random", "random_weights": True, "top1": None},
-        "requires": {"device": "any", "gpu": None, "tensorrt": None, "fused_ops": False},
-    }
-    manifest.update(changes)
-    return manifest
-
-
-@pytest.fixture
-def fake_backend(monkeypatch):
-    backend = FakeBackend()
-    monkeypatch.setitem(backend_instances, "fake", backend)
-    return backend
-
-
-def make_bundle(out, **changes):
-    with bundle.staging(out) as tmp:
-        (tmp / "model.bin").write_bytes(b"weights")
-        bundle.write_manifest(tmp, minimal_manifest(**changes))
-    return out
 
 
 def leftovers(directory):
