@@ -29,9 +29,10 @@ from ...core import targets as gpu_targets
 from ...core.errors import CheckFailed, UsageError
 from ...ops import fused_ops_status
 from ...quantize import modelopt_ptq
-from .. import probes, profiling
 from ..base import Backend, BackendOptions, BuildConfig, BuildResult, Predictor
+from ..blocks import module_probe
 from . import api, dla, graph, int8, probe
+from .aoti_package import save_aoti_package
 from .cudamem import INSTALL as CUDA_INSTALL
 from .cudamem import available_binding
 from .environment import check_dla_support, dla_core_count, import_torch_tensorrt, require_torch_tensorrt
@@ -40,6 +41,7 @@ from .formats import (
     save_formats,
 )
 from .logcapture import capture_tensorrt_log, layer_placement
+from .profile import trt_profile
 from .runner import EngineRunner
 from .timing_cache import timing_cache_path
 
@@ -161,8 +163,8 @@ class TensorRTBackend(Backend):
         versions = api.detect_versions()
         generation = require_torch_tensorrt(versions)
         cores = dla_core_count() if options.dla_core is not None else None
-        gpu_targets.check_dla(target, options.dla_core, config.precision, cores)
         check_dla_support(generation, versions, options.dla_core, cores, config.precision, options.min_dla_fraction)
+        gpu_targets.check_dla(target, options.dla_core, config.precision, cores)
         api.compile_arguments(generation, config.precision, dla_core=options.dla_core, workspace_mb=options.workspace_mb,
                               tf32=options.tf32, hardware_compatible=options.hardware_compatible)
         api.check_hardware_compatible(options.hardware_compatible, hostinfo.gpu_info(), options.dla_core)
@@ -203,6 +205,7 @@ class TensorRTBackend(Backend):
         else:
             compiled = self._compile(setup, config, program, example)
             saved = save_formats(compiled.job, config, _formats_for(setup.options), out_dir, compiled.placement)
+            save_aoti_package(compiled.job, out_dir, saved)  # model.aoti.pt2: the C++ artifact without TorchScript
         artifacts.update(saved.artifacts)
         manifest = self._manifest(setup, config, compiled, saved)
         if quantization is not None:
@@ -369,7 +372,7 @@ class TensorRTBackend(Backend):
         section = manifest.get("tensorrt") or {}
         with EngineRunner(Path(bundle_dir) / name, dla_core=(section.get("dla") or {}).get("core"),
                           io_names=section.get("engine_io")) as runner:
-            return profiling.trt_profile(runner, blocks, batch.float().cpu().numpy(), iters)
+            return trt_profile(runner, blocks, batch.float().cpu().numpy(), iters)
 
     def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
                     simulated: bool = False, reference: nn.Module | None = None):
@@ -377,7 +380,7 @@ class TensorRTBackend(Backend):
         engine (``probe``): the build again with the block outputs marked as engine outputs, on the GPU."""
         if simulated:
             simulator = self.simulator(bundle_dir, manifest)
-            return None if simulator is None else probes.module_probe(simulator.module, blocks)
+            return None if simulator is None else module_probe(simulator.module, blocks)
         cuda = self._cuda_for(Path(bundle_dir), manifest, device)
         return probe.probe_engine(Path(bundle_dir), manifest, blocks, reference, cuda)
 
