@@ -22,7 +22,7 @@ import torch
 from helpers.backend_tensorrt_signatures import BUILDER_FLAGS, COMPILE_2_8, COMPILE_2_14, CONVERT_2_8, CONVERT_2_14, HAS_SET_DYNAMIC_RANGE
 from helpers.calibration import shapes_images
 from resnet_edge.backends import BatchSpec, BuildConfig
-from resnet_edge.backends.probes import onnx_block_tensors
+from resnet_edge.backends.onnx_graph import onnx_block_tensors
 from resnet_edge.backends.tensorrt import api, dla, dla_network, dla_routes, dla_source
 from resnet_edge.backends.tensorrt.environment import check_dla_support, dla_core_count
 from resnet_edge.backends.tensorrt.placement import check_dla_fraction, constituents, layer_device, placement_of

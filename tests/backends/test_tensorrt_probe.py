@@ -13,7 +13,8 @@ import torch
 
 from helpers.calibration import shapes_images
 from resnet_edge.backends import BatchSpec, BuildConfig
-from resnet_edge.backends.probes import module_probe, onnx_block_tensors
+from resnet_edge.backends.blocks import module_probe
+from resnet_edge.backends.onnx_graph import onnx_block_tensors
 from resnet_edge.backends.tensorrt import TensorRTBackend, api, bindings, dla
 from resnet_edge.backends.tensorrt.graph import export_program
 from resnet_edge.backends.tensorrt.probe import BlockOutputs, probe_config, reading, recorded_arguments, source_model

@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from resnet_edge.backends.profiling import charge, lookup
+from resnet_edge.backends.blocks import charge, lookup
 from resnet_edge.cli import main
 from resnet_edge.pipelines.bench import BenchOptions, run_bench
 from resnet_edge.reports.bench import format_profile
@@ -64,7 +64,7 @@ def test_cli_prints_the_profile_table(tmp_path):
 
 
 def test_tensorrt_layer_names_map_to_blocks():
-    from resnet_edge.backends.profiling import trt_layer_row
+    from resnet_edge.backends.tensorrt.profile import trt_layer_row
 
     blocks = ["layer1.0", "layer1.1", "layer2.0"]
     assert trt_layer_row("[CONVOLUTION]-[aten_ops.convolution.default]-[layer1.1.conv2/convolution]", blocks) == "layer1.1"

@@ -96,7 +96,7 @@ def test_corrupted_block_scale_is_found_at_its_block(bundles, tmp_path):
 
 
 def _block_tensor(model, block):
-    from resnet_edge.backends.probes import onnx_block_tensors
+    from resnet_edge.backends.onnx_graph import onnx_block_tensors
 
     return onnx_block_tensors(model.graph, BLOCKS)[block]
 

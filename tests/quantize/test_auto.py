@@ -96,7 +96,7 @@ def test_auto_is_not_a_range_rule_and_explicit_rules_are_unchanged():
 @pytest.fixture(scope="module")
 def fp32_onnx(tmp_path_factory):
     from resnet_edge.backends import BatchSpec, BuildConfig
-    from resnet_edge.backends.onnxruntime import export_onnx
+    from resnet_edge.backends.onnx_graph import export_onnx
 
     torch.manual_seed(0)
     model = create_model("resnet20", num_classes=6).eval()

@@ -14,7 +14,7 @@ with the same settings, on the GPU that runs the bundle:
   optimization level, TF32, timing cache). Torch-TensorRT marks every graph output as an engine output
   (``_TRTInterpreter.output`` in 2.14 calls ``mark_output`` for each).
 * DLA bundles (a raw engine from TensorRT's builder): the ONNX export of ``dla.export_onnx``, the block
-  output tensors found by name (``probes.onnx_block_tensors``) and marked (``dla.mark_outputs``), built
+  output tensors found by name (``onnx_graph.onnx_block_tensors``) and marked (``dla.mark_outputs``), built
   with the recorded builder settings and run by ``EngineRunner``.
 
 Only the block outputs are marked: marking a tensor makes TensorRT write it to memory, and a block
@@ -39,7 +39,7 @@ from ...core.errors import CheckFailed
 from ...fuse.int8 import fuse_quantized_model
 from ...quantize import modelopt_ptq
 from ..base import BatchSpec, BuildConfig
-from ..probes import onnx_block_tensors
+from ..onnx_graph import onnx_block_tensors
 from . import api, dla, graph, int8
 from .environment import import_torch_tensorrt
 from .logcapture import capture_tensorrt_log
@@ -72,7 +72,7 @@ class BlockOutputs(nn.Module):
 
 
 class ProbeEngine:
-    """A ``probes.Probe`` over a probe engine: ``run(batch)`` gives ``(logits, *block outputs)``;
+    """A ``blocks.Probe`` over a probe engine: ``run(batch)`` gives ``(logits, *block outputs)``;
     ``outputs`` returns the logits as well (to compare with the saved engine)."""
 
     def __init__(self, run: Callable[[torch.Tensor], Sequence], blocks: Sequence[str]) -> None:

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Subset
 
 from ... import bundle as bundle_io
-from ...backends.probes import module_probe
+from ...backends.blocks import module_probe
 from ...core import defaults
 from ...core.errors import CheckFailed, UsageError
 from ...core.io import check_output_path, write_atomic, write_json

@@ -16,13 +16,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.errors import CheckFailed, UsageError
-from ..fuse import fuse_model
-from ..fuse.fold import fold_batchnorm
-from ..ops import fused_ops_status
-from . import probes, profiling
-from .base import Backend, BuildConfig, BuildResult, CallablePredictor, Predictor
-from .common import FloatIO
+from ...core.errors import CheckFailed, UsageError
+from ...fuse import fuse_model
+from ...fuse.fold import fold_batchnorm
+from ...ops import fused_ops_status
+from ..base import Backend, BuildConfig, BuildResult, CallablePredictor, Predictor
+from ..common import FloatIO
+from .probe import torchscript_probe
+from .profile import torchscript_profile
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,10 @@ class TorchScriptBackend(Backend):
         if simulated:
             return None
         predictor = self.load(bundle_dir, manifest, device)
-        return probes.torchscript_probe(predictor.module, blocks, predictor.device)
+        return torchscript_probe(predictor.module, blocks, predictor.device)
 
     def profile_blocks(self, bundle_dir: Path, manifest: dict, blocks: list[str], batch: torch.Tensor, iters: int,
                        device: str = "auto") -> dict[str, float] | None:
-        """torch.profiler over the loaded module, its ops cut at the block outputs (``profiling``)."""
+        """torch.profiler over the loaded module, its ops cut at the block outputs (``profile``)."""
         predictor = self.load(bundle_dir, manifest, device)
-        return profiling.torchscript_profile(predictor.module, predictor.device, blocks, batch, iters)
+        return torchscript_profile(predictor.module, predictor.device, blocks, batch, iters)

@@ -26,10 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.errors import CheckFailed, UsageError
-from ..quantize import ort_calibrate
-from . import probes, profiling
-from .base import Backend, BuildConfig, BuildResult, Predictor
+from ...core.errors import CheckFailed, UsageError
+from ...quantize import ort_calibrate
+from ..base import Backend, BuildConfig, BuildResult, Predictor
+from ..onnx_graph import export_onnx, import_onnx
+from ..registry import get_backend
+from .probe import openvino_probe
+from .profile import openvino_profile
+from .runtime import compile_file, compile_model, cpu_capabilities, half_type, import_openvino
 
 log = logging.getLogger(__name__)
 
@@ -37,79 +41,6 @@ MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"
 QDQ_FILE = "model.qdq.onnx"
 CACHE_FILE = "calibration-cache.json"
-# OpenVINO's names for the half types, by the capability the CPU plugin reports for them.
-HALF_TYPES = (("FP16", "f16"), ("BF16", "bf16"))
-
-
-def _ov():
-    """``openvino`` (optional: the backend is unavailable without it)."""
-    import openvino
-
-    return openvino
-
-
-def _onnx_export():
-    """The project's ONNX export (BatchNorm folded, static or dynamic batch), shared with ONNX Runtime."""
-    from .onnxruntime import export_onnx
-
-    return export_onnx
-
-
-def _onnx_model(path: Path):
-    """The ONNX model at ``path`` (``onnx`` is optional: installed with the backend's requirements)."""
-    import onnx
-
-    return onnx.load(str(path))
-
-
-def cpu_capabilities() -> tuple[str, ...]:
-    """What OpenVINO's CPU plugin says this CPU can run natively (``FP32``, ``BF16``, ``INT8``...)."""
-    return tuple(_ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
-def half_type(capabilities: tuple[str, ...]) -> str | None:
-    """The half type to infer FP16 bundles in on a CPU with ``capabilities``: ``f16``, ``bf16`` or None."""
-    return next((ov_type for capability, ov_type in HALF_TYPES if capability in capabilities), None)
-
-
-class OvPredictor:
-    """A ``Predictor`` running an OpenVINO compiled model on NCHW float32 batches (on the CPU)."""
-
-    module: nn.Module | None = None
-
-    def __init__(self, compiled) -> None:
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
-        self.device = torch.device("cpu")
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
-        self.request.infer({0: array})
-        return torch.from_numpy(self.request.get_output_tensor(0).data.copy()).float()
-
-
-def _compile(core, model, path: Path, inference_precision: str, **extra_config):
-    """``model`` compiled for the CPU as every bundle is run (plus ``extra_config``, e.g. ``PERF_COUNT``);
-    a model this OpenVINO cannot compile is a ``CheckFailed`` in one line."""
-    ov = _ov()
-    config = {
-        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-        "INFERENCE_PRECISION_HINT": inference_precision,
-        "PERFORMANCE_HINT": "LATENCY",
-        **extra_config,
-    }
-    try:
-        return core.compile_model(model if model is not None else core.read_model(str(path)), "CPU", config)
-    except Exception as error:  # OpenVINO raises RuntimeError with multi-line C++ context
-        raise CheckFailed(
-            f"OpenVINO {ov.__version__} cannot load {path} ({str(error).strip().splitlines()[0][:200]}); "
-            f"rebuild the bundle with this OpenVINO or install the version in its manifest"
-        ) from None
-
-
-def compile_file(path: Path, inference_precision: str = "f32") -> OvPredictor:
-    """An ``OvPredictor`` for an IR (``.xml``, its ``.bin`` beside it) or ONNX file, on the CPU."""
-    return OvPredictor(_compile(_ov().Core(), None, path, inference_precision))
 
 
 class OpenVinoBackend(Backend):
@@ -128,7 +59,7 @@ class OpenVinoBackend(Backend):
             capabilities = cpu_capabilities()
         except Exception as error:  # a broken install or an unsupported CPU
             return False, f"OpenVINO's CPU plugin is not usable ({str(error).strip().splitlines()[0][:120]})"
-        return True, f"openvino {_ov().get_version().split('-')[0]}, CPU capabilities {', '.join(capabilities)}"
+        return True, f"openvino {import_openvino().get_version().split('-')[0]}, CPU capabilities {', '.join(capabilities)}"
 
     def check_config(self, config: BuildConfig) -> None:
         super().check_config(config)
@@ -138,7 +69,7 @@ class OpenVinoBackend(Backend):
             raise UsageError("OpenVINO INT8 is quantized with onnxruntime.quantization, which is not installed (pip install -r requirements.txt)")
 
     def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
-        ov = _ov()
+        ov = import_openvino()
         out_dir = Path(out_dir)
         artifacts = {"model": MODEL_FILE, "weights": WEIGHTS_FILE}
         extra: dict = {}
@@ -147,7 +78,7 @@ class OpenVinoBackend(Backend):
             work_dir = Path(work)
             source = work_dir / "fp32.onnx"
             log.info("exporting ONNX (torch.onnx, BatchNorm folded) for OpenVINO")
-            _onnx_export()(model, config, source)
+            export_onnx(model, config, source)
             if config.precision == "fp16":
                 precision = half_type(cpu_capabilities())
             if config.precision == "int8":
@@ -198,15 +129,15 @@ class OpenVinoBackend(Backend):
 
     def block_probe(self, bundle_dir: Path, manifest: dict, blocks: list[str], device: str = "auto",
                     simulated: bool = False, reference: nn.Module | None = None):
-        """The IR with each block's output added as a result (``probes.openvino_probe``), compiled as
+        """The IR with each block's output added as a result (``probe.openvino_probe``), compiled as
         ``load`` compiles it; with ``simulated``, the Q/DQ ONNX under ONNX Runtime's simulator (INT8)."""
         if simulated:
             onnx_runtime, manifest = self._simulator_source(manifest)
             return onnx_runtime.block_probe(bundle_dir, manifest, blocks, simulated=True) if onnx_runtime else None
         precision = self._runnable_precision(bundle_dir, manifest, device)
         path = Path(bundle_dir) / manifest["artifacts"]["model"]
-        core = _ov().Core()
-        return probes.openvino_probe(core.read_model(str(path)), blocks, lambda model: _compile(core, model, path, precision))
+        core = import_openvino().Core()
+        return openvino_probe(core.read_model(str(path)), blocks, lambda model: compile_model(core, model, path, precision))
 
     def _simulator_source(self, manifest: dict) -> tuple[Backend | None, dict]:
         """ONNX Runtime and the manifest pointing at the bundle's Q/DQ ONNX, for the INT8 simulator
@@ -215,8 +146,6 @@ class OpenVinoBackend(Backend):
         qdq = (manifest.get("artifacts") or {}).get("qdq_onnx")
         if manifest.get("precision") != "int8" or qdq is None:
             return None, manifest
-        from . import get_backend  # the package is loaded by now; a top-level import would be circular
-
         onnx_runtime = get_backend("onnxruntime")
         if not onnx_runtime.available()[0]:
             return None, manifest
@@ -238,12 +167,11 @@ class OpenVinoBackend(Backend):
     def profile_blocks(self, bundle_dir: Path, manifest: dict, blocks: list[str], batch: torch.Tensor, iters: int,
                        device: str = "auto") -> dict[str, float] | None:
         """OpenVINO's performance counters (``PERF_COUNT``); layers mapped to blocks through the Q/DQ
-        ONNX's scopes when the bundle keeps it, else through the weight names (``profiling``)."""
+        ONNX's scopes when the bundle keeps it, else through the weight names (``profile``)."""
         precision = self._runnable_precision(bundle_dir, manifest, device)
-        core = _ov().Core()
+        core = import_openvino().Core()
         path = Path(bundle_dir) / manifest["artifacts"]["model"]
         model = core.read_model(str(path))
         qdq = (manifest.get("artifacts") or {}).get("qdq_onnx")
-        source = _onnx_model(Path(bundle_dir) / qdq) if qdq else None
-        return profiling.openvino_profile(_compile(core, model, path, precision, PERF_COUNT=True), model, blocks, batch, iters, source)
-
+        source = import_onnx().load(str(Path(bundle_dir) / qdq)) if qdq else None
+        return openvino_profile(compile_model(core, model, path, precision, PERF_COUNT=True), model, blocks, batch, iters, source)
