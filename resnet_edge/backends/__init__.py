@@ -26,8 +26,8 @@ from .base import (
     Predictor,
     QuantOptions,
 )
-from .auto import AutoBackend, auto_cpu_backend
-from .registry import BACKEND_CHOICES, backend_availability, choose_backend, get_backend, list_backends, make_options
+from .auto import AutoBackend, Resolution, auto_cpu_backend, resolve_backend
+from .registry import BACKEND_CHOICES, backend_availability, get_backend, list_backends, make_options
 
 __all__ = [
     "AutoBackend",
@@ -44,10 +44,11 @@ __all__ = [
     "CallablePredictor",
     "Predictor",
     "QuantOptions",
+    "Resolution",
     "auto_cpu_backend",
     "backend_availability",
-    "choose_backend",
     "get_backend",
     "list_backends",
     "make_options",
+    "resolve_backend",
 ]

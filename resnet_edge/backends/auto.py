@@ -1,4 +1,5 @@
-"""``--backend auto`` for a CPU target: build with every CPU runtime installed, time each, keep the fastest.
+"""``--backend`` resolved in one place (``resolve_backend``); for a CPU target ``auto`` builds with every
+CPU runtime installed, times each and keeps the fastest.
 
 Which runtime is fastest depends on the CPU (VNNI, AMX, core count), the model and the batch, so it is
 measured rather than guessed: every registered backend that targets ``cpu``, is installed and accepts
@@ -18,7 +19,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -154,6 +155,41 @@ class AutoBackend(Backend):
         return self._delegate().foreign_predictor(bundle_dir, manifest)
 
 
+class Resolution(NamedTuple):
+    """The backend ``--backend`` names, a sentence saying which and why, and whether it is the measured
+    CPU choice (then the build targets ``cpu``, on the CPU, unfused unless ``--fused``)."""
+
+    backend: Backend
+    why: str
+    measured_cpu: bool = False
+
+
+def resolve_backend(requested: str, target: str | None, cpu_config: Callable[[], BuildConfig]) -> Resolution:
+    """``--backend`` for ``--target`` (None: not given), in one call.
+
+    A named backend must be usable here. ``auto``: the CPU runtimes measured on this machine
+    (``auto_cpu_backend``, candidates checked against ``cpu_config()``) for ``--target cpu``, or with no
+    target when TensorRT is not usable; else TensorRT; a GPU target without TensorRT gets ONNX Runtime.
+    """
+    if requested != "auto":
+        backend = get_backend(requested)
+        ok, reason = backend.available()
+        if not ok:
+            raise UsageError(f"the {requested} backend is not usable here: {reason}")
+        return Resolution(backend, f"backend {requested} ({reason})")
+    if target != "cpu":
+        trt_ok, trt_reason = backend_availability("tensorrt")
+        if trt_ok:
+            return Resolution(get_backend("tensorrt"), f"backend auto -> tensorrt ({trt_reason})")
+        if target is not None:
+            ort_ok, ort_reason = backend_availability("onnxruntime")
+            if not ort_ok:
+                raise UsageError(f"no backend is usable: tensorrt: {trt_reason}; onnxruntime: {ort_reason}")
+            why = trt_reason.split(";")[0]
+            return Resolution(get_backend("onnxruntime"), f"backend auto -> onnxruntime (tensorrt not usable: {why})")
+    return Resolution(*auto_cpu_backend(cpu_config()), measured_cpu=True)
+
+
 def auto_cpu_backend(config: BuildConfig, timer: Timer = measure_p50) -> tuple[Backend, str]:
     """The backend for ``--backend auto`` on a CPU target, and a sentence saying which and why.
 
@@ -170,5 +206,5 @@ def auto_cpu_backend(config: BuildConfig, timer: Timer = measure_p50) -> tuple[B
     return AutoBackend(candidates, skipped, timer), f"backend auto: timing {names} at batch {config.batch.opt} on this machine"
 
 
-__all__ = ["AutoBackend", "Timer", "auto_cpu_backend", "cpu_candidates", "measure_p50"]
+__all__ = ["AutoBackend", "Resolution", "Timer", "auto_cpu_backend", "cpu_candidates", "measure_p50", "resolve_backend"]
 

@@ -69,24 +69,3 @@ def backend_availability(name: str) -> tuple[bool, str]:
         return get_backend(name).available()
     except ImportError as error:
         return False, f"cannot import the {name} backend ({error})"
-
-
-def choose_backend(requested: str) -> tuple[Backend, str]:
-    """Resolve ``--backend``: ``auto`` is tensorrt with a CUDA GPU and torch-tensorrt, else onnxruntime.
-
-    Returns (backend, a sentence saying which and why). An unavailable explicit choice is refused.
-    """
-    if requested == "auto":
-        trt_ok, trt_reason = backend_availability("tensorrt")
-        if trt_ok:
-            return get_backend("tensorrt"), f"backend auto -> tensorrt ({trt_reason})"
-        ort_ok, ort_reason = backend_availability("onnxruntime")
-        if not ort_ok:
-            raise UsageError(f"no backend is usable: tensorrt: {trt_reason}; onnxruntime: {ort_reason}")
-        why = trt_reason.split(";")[0]
-        return get_backend("onnxruntime"), f"backend auto -> onnxruntime (tensorrt not usable: {why})"
-    backend = get_backend(requested)
-    ok, reason = backend.available()
-    if not ok:
-        raise UsageError(f"the {requested} backend is not usable here: {reason}")
-    return backend, f"backend {requested} ({reason})"

@@ -66,3 +66,19 @@ def test_compile_auto_on_cpu_plans_a_measured_choice_and_backend_name_forces_one
 def test_no_candidate_is_a_usage_error():
     with pytest.raises(UsageError, match="no installed CPU runtime builds int8"):
         auto_cpu_backend(BuildConfig(arch="resnet20", precision="int8", target="cpu", input_shape=(3, 32, 32), fused=True))
+
+
+def test_a_cpu_target_is_measured_without_choosing_a_gpu_backend_first(monkeypatch):
+    import resnet_edge.backends.auto as auto
+
+    asked, before_measuring = [], []
+    real = auto.backend_availability
+    monkeypatch.setattr(auto, "backend_availability", lambda name: asked.append(name) or real(name))
+
+    def cpu_config():
+        before_measuring.extend(asked)
+        return config("int8")
+
+    resolution = auto.resolve_backend("auto", "cpu", cpu_config)
+    assert resolution.measured_cpu and before_measuring == []  # no backend is looked at, let alone picked, first
+    assert resolution.backend.name in ("auto", *CPU_RUNTIMES)

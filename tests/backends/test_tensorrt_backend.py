@@ -246,17 +246,20 @@ def test_available_says_why_not_on_a_cpu_host():
 
 
 def test_registered_and_chosen_through_the_registry():
-    from resnet_edge.backends import choose_backend, get_backend, list_backends
+    from resnet_edge.backends import get_backend, list_backends, resolve_backend
+
+    def no_cpu_config():
+        raise AssertionError("a GPU target never measures the CPU runtimes")
 
     assert "tensorrt" in list_backends()
     assert isinstance(get_backend("tensorrt"), TensorRTBackend)
     if TensorRTBackend().available()[0]:
-        assert choose_backend("auto")[0].name == "tensorrt"
+        assert resolve_backend("auto", "datacenter", no_cpu_config).backend.name == "tensorrt"
         return
     with pytest.raises(UsageError, match="the tensorrt backend is not usable here: "):
-        choose_backend("tensorrt")
-    backend, why = choose_backend("auto")
-    assert backend.name != "tensorrt" and "tensorrt not usable" in why
+        resolve_backend("tensorrt", None, no_cpu_config)
+    backend, why, measured_cpu = resolve_backend("auto", "datacenter", no_cpu_config)
+    assert backend.name != "tensorrt" and "tensorrt not usable" in why and not measured_cpu
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a host without a CUDA GPU")

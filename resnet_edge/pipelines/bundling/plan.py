@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ... import bundle as bundle_io
-from ...backends import Backend, BatchSpec, BuildConfig, QuantOptions, auto_cpu_backend, choose_backend, make_options
+from ...backends import Backend, BackendOptions, BatchSpec, BuildConfig, QuantOptions, make_options, resolve_backend
 from ...backends.base import check_ranges_support
 from ...core import hostinfo
 from ...core.defaults import TARGETS
@@ -46,16 +46,17 @@ def build_device(backend: Backend, target: str, precision: str) -> str:
     return "cuda" if (target != "cpu" or precision == "fp16" or "cpu" not in backend.targets) else "cpu"
 
 
-def _batch(options: CompileOptions, backend: Backend) -> BatchSpec:
+def _batch(options: CompileOptions, backend: Backend | None) -> BatchSpec:
     if options.batch is not None:
         return BatchSpec.fixed(options.batch)
     if options.dynamic_batch is not None:
         return BatchSpec.parse(options.dynamic_batch)
-    return backend.default_batch
+    return (backend or Backend).default_batch
 
 
-def _config(options: CompileOptions, backend: Backend, target: str, fused: bool, device: str) -> BuildConfig:
-    """A first config with the arch's default input, before anything is loaded."""
+def _config(options: CompileOptions, backend: Backend | None, target: str, fused: bool, device: str) -> BuildConfig:
+    """A first config with the arch's default input, before anything is loaded; ``backend`` None: the
+    config CPU candidates are checked against (no backend's own options yet)."""
     spec = get_spec(options.arch)
     return BuildConfig(
         arch=options.arch,
@@ -66,7 +67,7 @@ def _config(options: CompileOptions, backend: Backend, target: str, fused: bool,
         fused=fused,
         device=device,
         quantization=QuantOptions(keep_float=tuple(options.keep_float), ranges_file=options.ranges_file),
-        options=make_options(
+        options=BackendOptions() if backend is None else make_options(
             backend, workspace_mb=options.workspace_mb, dla_core=options.dla_core,
             tf32=options.tf32 or None, hardware_compatible=options.hardware_compatible or None,
             min_dla_fraction=options.min_dla_fraction,
@@ -74,29 +75,20 @@ def _config(options: CompileOptions, backend: Backend, target: str, fused: bool,
     )
 
 
-def _measured_cpu_choice(options: CompileOptions, backend: Backend) -> bool:
-    """``--backend auto`` measures the CPU runtimes for ``--target cpu``, or with no target when the
-    automatic choice is a CPU-capable backend (no GPU backend usable here)."""
-    if options.backend != "auto":
-        return False
-    return options.target == "cpu" or (options.target is None and "cpu" in backend.targets)
-
-
 def plan_build(options: CompileOptions) -> BuildPlan:
     """Check the options, the output directory, the backend and its config, in that order."""
     get_spec(options.arch)
     check_options(options)
     out = bundle_io.check_out_dir(Path(options.out), options.force)
-    backend, why = choose_backend(options.backend)
+    # Measured CPU runtimes build unfused unless --fused asks otherwise (then only those that can hold the ops).
+    backend, why, measured_cpu = resolve_backend(options.backend, options.target,
+                                                 lambda: _config(options, None, "cpu", bool(options.fused), "cpu"))
     if options.precision != "int8" and (options.calib_data or options.calib_set):
         log.info(f"note: calibration data is only used for --int8; ignored for --{options.precision}")
-    if _measured_cpu_choice(options, backend):
-        # Every CPU runtime builds unfused unless --fused asks otherwise (then only those that can hold the ops).
-        backend, why = auto_cpu_backend(_config(options, backend, "cpu", bool(options.fused), "cpu"))
-        log.info(why)
+    log.info(why)
+    if measured_cpu:
         config = _config(options, backend, "cpu", bool(options.fused), "cpu")
     else:
-        log.info(why)
         target = options.target or default_target(backend)
         fused = backend.default_fused() if options.fused is None else options.fused
         config = _config(options, backend, target, fused, build_device(backend, target, options.precision))
