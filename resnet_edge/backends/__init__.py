@@ -14,7 +14,8 @@ The 11 hooks of ``base.Backend`` (the rules in full: docs/architecture.md, "The 
 
 from __future__ import annotations
 
-from ..core.defaults import CALIBRATION_METHODS, PRECISIONS, TARGETS
+from ..core.defaults import PRECISIONS, TARGETS
+from ..quantize.ranges import CALIBRATION_METHODS
 from .base import (
     Backend,
     BackendOptions,

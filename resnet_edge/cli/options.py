@@ -13,6 +13,7 @@ import click
 
 from ..core import defaults
 from ..models import list_models
+from ..quantize.ranges import CALIBRATION_METHODS
 
 
 def arch_option(help: str = "Registry name, e.g. resnet50 or resnet20 (see `resnet-edge models`)."):
@@ -45,7 +46,7 @@ def calibration_options(data_help: str):
             click.option("--calib-images", type=int, metavar="N",
                          help=f"How many calibration images. Default: {defaults.CALIB_IMAGES} from --calib-data, the whole --calib-set."),
             click.option("--calib-method", default=defaults.CALIB_METHOD, show_default=True,
-                         type=click.Choice(defaults.CALIBRATION_METHODS),
+                         type=click.Choice(CALIBRATION_METHODS),
                          help="How activation ranges are chosen. auto: every rule (max, percentile 99.9/99.99/99.999, "
                               "mse, entropy) from one statistics pass, scored on held-out calibration images by "
                               "top-1 agreement and KL against FP32 with the target's INT8 simulator; the best is kept."),

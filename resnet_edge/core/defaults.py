@@ -14,8 +14,7 @@ DEVICE = "auto"
 
 # INT8 calibration.
 # "auto" scores every range rule on held-out calibration images and keeps the best (quantize/auto.py);
-# the others are the range rules themselves (quantize/ranges.py: RANGE_METHODS).
-CALIBRATION_METHODS = ("auto", "entropy", "max", "percentile", "mse")
+# the methods are "auto" and the range rules (quantize/ranges.py: RANGE_RULES, CALIBRATION_METHODS).
 CALIB_METHOD = "auto"
 CALIB_IMAGES = 512
 CALIB_SEED = 0

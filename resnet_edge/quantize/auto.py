@@ -34,18 +34,15 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ..core.errors import UsageError
+from .ranges import AUTO, RANGE_RULES
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-# label -> (range rule, its parameters); the order breaks exact ties.
+# label -> (range rule, its parameters), from ``ranges.RANGE_RULES``; the order breaks exact ties.
 CANDIDATES: dict[str, tuple[str, dict]] = {
-    "max": ("max", {}),
-    "percentile-99.9": ("percentile", {"percentile": 99.9}),
-    "percentile-99.99": ("percentile", {"percentile": 99.99}),
-    "percentile-99.999": ("percentile", {"percentile": 99.999}),
-    "mse": ("mse", {}),
-    "entropy": ("entropy", {}),
+    label: (method, params)
+    for method, rule in sorted(RANGE_RULES.items(), key=lambda item: item[1].tie_rank)
+    for label, params in rule.candidates.items()
 }
 HOLD_OUT_EVERY = 4  # image i is held out when i % 4 == 3: a quarter of the set
 HISTOGRAM_METHOD = "entropy"  # what the collection is declared as: any histogram rule keeps the histogram

@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from ..core.defaults import CALIBRATION_METHODS, RESIDUAL_QUANTIZER
+from ..core.defaults import RESIDUAL_QUANTIZER
 from ..core.errors import UsageError
 from ..fuse.fold import fold_batchnorm
 from .modelopt_import import MODELOPT_INSTALL, modelopt_version, quiet, require_modelopt
@@ -45,7 +45,7 @@ from .quantizers import (
 from .auto import AUTO, AutoChoice, HeldOutSplit, split_held_out
 from .modelopt_auto import choose_amaxes, model_logits
 from .range_calibrator import use_range_calibrators
-from .ranges import PERCENTILE, check_method
+from .ranges import CALIBRATION_METHODS, PERCENTILE, check_method
 from .residual import register_residual_quantization
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ import torch
 from ..core.errors import UsageError
 from ..core.io import file_sha256
 from .auto import AUTO, AutoChoice
+from .inputs import CalibrationData
 from .onnx_collect import collect_ranges, float_tensors, onnx_module
 from .ort_auto import auto_ranges
 
@@ -242,7 +243,7 @@ def quantize_model(
     return QuantizeResult(placement, ranges, layers, {"activations": activations}, choice)
 
 
-def quantize_and_store(fp32_path: Path, out_path: Path, cache_path: Path, calibration, placement: str, work_dir: Path,
+def quantize_and_store(fp32_path: Path, out_path: Path, cache_path: Path, calibration: CalibrationData | None, placement: str, work_dir: Path,
                        keep_float: Iterable[str] = (), ranges_file: Path | None = None) -> dict:
     """What an INT8 build of the ONNX Q/DQ form does: ``quantize_model`` with ``calibration`` (a
     ``CalibrationData``: its images and ``method``) or, with ``ranges_file``, with those stored ranges

@@ -22,18 +22,18 @@ rules and parameters can be evaluated on one collection (e.g. ``candidate_amaxes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import torch
 
-from ..core.defaults import CALIBRATION_METHODS
 from ..core.errors import CheckFailed, UsageError
 
 NUM_BINS = 2048  # histogram resolution (TensorRT's entropy calibrator uses 2048 bins)
 START_BIN = 128  # smallest amax candidate, in bins (pytorch-quantization's default)
 PERCENTILE = 99.99
 HISTOGRAM_SAMPLES = 1 << 19  # values per tensor and update that go into its histogram (min/max see all)
-HISTOGRAM_METHODS = ("entropy", "percentile", "mse")  # the rules that read the histogram
-RANGE_METHODS = tuple(method for method in CALIBRATION_METHODS if method != "auto")  # one range rule each
 
 
 class TensorStats:
@@ -235,6 +235,34 @@ def amax_mse(hist: np.ndarray, edges: np.ndarray, unsigned: bool, num_bits: int 
     return float(edges[int(fine[np.argmin(errors(fine))])])
 
 
+@dataclass(frozen=True)
+class RangeRule:
+    """One range rule: ``amax(hist, edges, unsigned, num_bits, start_bin, percentile)`` picks the clip
+    value from the |x| histogram (None: the observed max, no histogram needed); ``candidates`` are the
+    variants ``--calib-method auto`` scores (label -> parameters), ranked among all candidates on exact
+    ties by ``tie_rank`` (lower first)."""
+
+    amax: Callable[[np.ndarray, np.ndarray, bool, int, int, float], float] | None
+    candidates: dict[str, dict]
+    tie_rank: int
+
+
+# The range rules, in the order ``--calib-method`` lists them: a new rule is one entry here.
+RANGE_RULES: dict[str, RangeRule] = {
+    "entropy": RangeRule(lambda hist, edges, unsigned, bits, start, _p: amax_entropy(hist, edges, unsigned, bits, start),
+                         {"entropy": {}}, tie_rank=3),
+    "max": RangeRule(None, {"max": {}}, tie_rank=0),
+    "percentile": RangeRule(lambda hist, edges, _unsigned, _bits, _start, percentile: amax_percentile(hist, edges, percentile),
+                            {f"percentile-{p}": {"percentile": p} for p in (99.9, 99.99, 99.999)}, tie_rank=1),
+    "mse": RangeRule(lambda hist, edges, unsigned, bits, start, _p: amax_mse(hist, edges, unsigned, bits, start),
+                     {"mse": {}}, tie_rank=2),
+}
+AUTO = "auto"  # not a rule: scores every rule's candidates on held-out images (quantize/auto.py)
+RANGE_METHODS = tuple(RANGE_RULES)
+CALIBRATION_METHODS = (AUTO, *RANGE_RULES)
+HISTOGRAM_METHODS = tuple(method for method, rule in RANGE_RULES.items() if rule.amax is not None)
+
+
 def check_method(method: str) -> None:
     """A ``UsageError`` naming the choices unless ``method`` is one of the range rules (``RANGE_METHODS``).
 
@@ -264,17 +292,12 @@ def compute_amax(
     if stats.empty:
         return 0.0
     observed = stats.observed_amax
-    if method == "max":
+    rule = RANGE_RULES[method]
+    if rule.amax is None:
         return observed
     if stats.hist is None:
         raise ValueError(f"the {method} rule needs statistics collected with histogram=True")
-    hist, edges = stats.hist, stats.edges
-    if method == "percentile":
-        amax = amax_percentile(hist, edges, percentile)
-    elif method == "entropy":
-        amax = amax_entropy(hist, edges, unsigned, num_bits, start_bin)
-    else:
-        amax = amax_mse(hist, edges, unsigned, num_bits, start_bin)
+    amax = rule.amax(stats.hist, stats.edges, unsigned, num_bits, start_bin, percentile)
     return min(max(amax, 0.0), observed)
 
 
@@ -305,10 +328,14 @@ def needs_histogram(method: str) -> bool:
 
 
 __all__ = [
+    "AUTO",
+    "CALIBRATION_METHODS",
     "HISTOGRAM_SAMPLES",
     "NUM_BINS",
     "PERCENTILE",
     "RANGE_METHODS",
+    "RANGE_RULES",
+    "RangeRule",
     "START_BIN",
     "TensorStats",
     "amax_entropy",

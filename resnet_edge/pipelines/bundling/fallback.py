@@ -32,7 +32,7 @@ from torch import nn
 from ...core.errors import CheckFailed, UsageError
 from ...quantize import modelopt_ptq as ptq
 from ...quantize.evaluation import EvalSet, Evaluator, Measurement
-from ...quantize.inputs import QuantOptions
+from ...quantize.inputs import CalibrationData, QuantOptions
 from ...quantize.modelopt_ptq import calibrate_folded
 from ...quantize.sensitivity import LayerSensitivity, layer_kind, rank_layers, revert_pass
 
@@ -190,7 +190,7 @@ def _prune(quantized: nn.Module, evaluator: Evaluator, kept: list[str], top1: fl
 # ------------------------------------------------------------------------------- compile integration
 
 
-def plan_for_compile(model: nn.Module, calibration, loader: Iterable, max_top1_drop: float,
+def plan_for_compile(model: nn.Module, calibration: CalibrationData, loader: Iterable, max_top1_drop: float,
                      quantization: QuantOptions, device: torch.device | str = "cpu") -> FallbackPlan:
     """``compile --max-top1-drop``: plan on the compile's own calibration and validation images, with the
     calibration method and quantizer options the backend will use; ``CheckFailed`` when no plan meets
