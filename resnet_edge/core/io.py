@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import UsageError
 
@@ -90,6 +90,15 @@ def json_text(payload) -> str:
 def write_json(path: Path, payload) -> Path:
     """``payload`` as indented JSON, atomically."""
     return write_atomic(path, json_text(payload))
+
+
+def read_json_document(path: Path, message: Callable[[Exception], str], text: str | None = None) -> Any:
+    """The JSON value in the user's file at ``path`` (``text``: its content, when the caller read it
+    already); a ``UsageError`` reading ``message(error)`` in one line when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).expanduser().read_text(encoding="utf-8") if text is None else text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(message(error)) from None
 
 
 def file_sha256(path: Path) -> str:

@@ -19,7 +19,6 @@ classes not in the file keep their own name; several data classes may map to one
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.errors import UsageError
+from ..core.io import read_json_document
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,7 @@ def read_class_map(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"--class-map {path} cannot be read ({type(error).__name__}: {error})") from None
     if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"--class-map {path} is not valid JSON ({error})") from None
+        data = read_json_document(path, lambda error: f"--class-map {path} is not valid JSON ({error})", text)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
             raise UsageError(f"--class-map {path}: every key and value must be a class name (a string)")
         return dict(data)

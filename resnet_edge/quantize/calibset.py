@@ -19,7 +19,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from ..core.errors import CheckFailed, UsageError
-from ..core.io import write_atomic
+from ..core.io import read_json_document, write_atomic
 from ..data import get_preset, open_data
 from ..data.presets import Preprocessing
 from ..data.source import DataSource
@@ -245,10 +245,8 @@ def load_calibset(path: Path) -> CalibSet:
     size = path.stat().st_size
     if size > MAX_CALIBSET_BYTES:
         raise UsageError(f"calibration set {path} is {size / 1e6:.0f} MB, more than a set can be ({MAX_CALIBSET_BYTES >> 20} MiB); re-create it with resnet-edge calibset")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"calibration set {path} is unreadable ({type(error).__name__}: {error}); re-create it with resnet-edge calibset") from None
+    manifest = read_json_document(path, lambda error: f"calibration set {path} is unreadable ({type(error).__name__}: {error}); "
+                                                      f"re-create it with resnet-edge calibset")
     if not isinstance(manifest, dict) or manifest.get("format") != CALIBSET_FORMAT:
         raise UsageError(f"{path} is not a resnet-edge calibration set (no \"format\": \"{CALIBSET_FORMAT}\"); make one with resnet-edge calibset")
     if not isinstance(manifest.get("version"), int) or manifest["version"] > CALIBSET_VERSION:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ...core.errors import UsageError
+from ...core.io import read_json_document
 from .checks import REPORT_SCHEMA, REPORT_VERSION, make_check
 
 
@@ -14,10 +14,7 @@ def read_baseline(path: Path) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"no baseline at {path}; create it with --baseline {path} --update-baseline")
-    try:
-        report = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UsageError(f"baseline {path} is not valid JSON ({error}); recreate it with --update-baseline") from None
+    report = read_json_document(path, lambda error: f"baseline {path} is not valid JSON ({error}); recreate it with --update-baseline")
     if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA:
         raise UsageError(f"{path} is not a resnet-edge validate report; recreate it with --update-baseline")
     if report.get("schema_version", 0) > REPORT_VERSION:
