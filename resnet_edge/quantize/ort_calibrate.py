@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UsageError
-from ..core.io import file_sha256
+from ..core.io import file_sha256, read_json_document, write_atomic
 from .auto import AUTO, AutoChoice
 from .inputs import CalibrationData
 from .onnx_collect import collect_ranges, float_tensors, onnx_module
@@ -104,7 +104,7 @@ def write_range_cache(ranges: dict[str, tuple[float, float]], method: str, path:
         **({"chosen": chosen} if chosen else {}),
         "tensors": {name: {"lowest": low, "highest": high} for name, (low, high) in sorted(ranges.items())},
     }
-    Path(path).write_text(json.dumps(payload, indent=1) + "\n")
+    write_atomic(path, json.dumps(payload, indent=1) + "\n")
 
 
 @dataclass
@@ -120,14 +120,18 @@ class StoredRanges:
 def read_range_cache(path: Path) -> StoredRanges:
     """The ranges ``write_range_cache`` wrote; a ``UsageError`` in one line for anything else."""
     path = Path(path)
+
+    def unreadable(error: Exception) -> str:
+        return f"cannot read calibration ranges from {path} ({error}); pass a bundle's calibration-cache.json"
+
+    payload = read_json_document(path, unreadable)
     try:
-        payload = json.loads(path.read_text())
         if payload.get("format") != "resnet-edge-calibration-cache":
             raise ValueError("not a resnet-edge calibration cache")
         ranges = {name: (float(entry["lowest"]), float(entry["highest"])) for name, entry in payload["tensors"].items()}
         return StoredRanges(ranges, str(payload["method"]), payload.get("chosen"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise UsageError(f"cannot read calibration ranges from {path} ({error}); pass a bundle's calibration-cache.json") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UsageError(unreadable(error)) from None
 
 
 def ranges_for_placement(ranges: dict[str, tuple[float, float]], placement: str) -> dict[str, tuple[float, float]]:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ...backends import Backend, BuildConfig, BuildResult
 from ...core import hostinfo
-from ...core.io import file_sha256
+from ...core.io import file_sha256, write_atomic
 from ...quantize.calibration import PreparedCalibration
-from ...quantize.calibset import canonical_json
 from ...weights import LoadedWeights
 
 CALIBRATION_SET_FILE = "calibration-set.json"
@@ -21,9 +20,7 @@ RESERVED_FIELDS = ("schema_version", "arch", "classes", "num_classes", "files", 
 
 def write_calibration_set(directory: Path, calibration: PreparedCalibration) -> str:
     """Copy the calibration-set manifest into the bundle (its hash unchanged); returns the file name."""
-    path = directory / CALIBRATION_SET_FILE
-    path.write_text(json.dumps(calibration.set_manifest, indent=1, ensure_ascii=False) + "\n")
-    assert canonical_json(json.loads(path.read_text())) == canonical_json(calibration.set_manifest)
+    write_atomic(directory / CALIBRATION_SET_FILE, json.dumps(calibration.set_manifest, indent=1, ensure_ascii=False) + "\n")
     return CALIBRATION_SET_FILE
 
 
