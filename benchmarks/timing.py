@@ -1,36 +1,28 @@
-"""The interleaved timing loop the benchmark scripts share."""
+"""The interleaved timing loop the benchmark scripts share (the package's own, ``resnet_edge.core.timing``),
+and ``ProcessRunners``: one process per runner."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
 
+from resnet_edge.core.timing import time_interleaved as interleaved
+from resnet_edge.core.timing import timed_calls as core_timed_calls
+from resnet_edge.core.timing import warm_up
+
 
 def time_interleaved(runners: dict[str, Callable], batch: torch.Tensor, rounds: int, iters: int, warmup: int) -> dict[str, list[float]]:
-    """Milliseconds per call of each runner, ``rounds`` x ``iters`` samples.
-
-    The runners take turns round by round, so background load on a shared machine hits all of them alike.
-    """
-    for run in runners.values():
-        for _ in range(warmup):
-            run(batch)
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            samples[name].extend(timed_calls(run, batch, iters))
-    return samples
+    """Milliseconds per call of each runner, ``rounds`` x ``iters`` samples (``resnet_edge.core.timing``'s
+    loop: the runners take turns round by round, so background load on a shared machine hits all alike)."""
+    warm_up(runners, batch, lambda _name: warmup)
+    wall, _ = interleaved(runners, batch, [iters] * rounds)
+    return wall
 
 
 def timed_calls(run: Callable, batch: torch.Tensor, iters: int) -> list[float]:
     """Milliseconds of each of ``iters`` calls ``run(batch)``."""
-    samples = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        run(batch)
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
+    return core_timed_calls(run, batch, iters)[0]
 
 
 def _serve(connection, factory: Callable, recipe: dict, threads: int) -> None:
