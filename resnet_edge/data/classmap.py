@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from torch.utils.data import Dataset
 
 from ..core.errors import UsageError
@@ -48,13 +47,6 @@ class ClassMap:
     @property
     def identity(self) -> bool:
         return self.indices == tuple(range(len(self.indices)))
-
-    def remap(self, labels: torch.Tensor) -> torch.Tensor:
-        """Data labels -> model class indices (a no-op for the identity)."""
-        labels = torch.as_tensor(labels).long()
-        if self.identity:
-            return labels
-        return torch.tensor(self.indices, dtype=torch.long)[labels]
 
     def to_dict(self) -> dict:
         """What a report records about the matching."""

@@ -125,10 +125,6 @@ class AutoChoice:
     mix: dict = field(default_factory=dict)
     seconds: float = 0.0
 
-    @property
-    def best_uniform(self) -> str:
-        return min(self.scores, key=lambda label: _rank_key(self.scores, label))
-
     def manifest(self) -> dict:
         candidates = []
         for label, value in self.scores.items():
