@@ -9,10 +9,9 @@ import click
 from ..core import defaults
 from ..core.io import write_atomic
 from ..pipelines.bench import BenchOptions, check_options, parse_batch_sizes, run_bench
-from ..pipelines.bench.conditions import describe as describe_conditions
-from ..pipelines.bench.scenarios import SCENARIOS, ScenarioOptions, describe_scenario, scenario_bench
+from ..pipelines.bench.scenarios import SCENARIOS, ScenarioOptions, scenario_bench
 from ..core.errors import UsageError
-from ..reports.bench import check_plot_path, format_profile, format_table, plot_format, render_plot
+from ..reports.bench import check_plot_path, describe_conditions, describe_scenario, format_profile, format_table, plot_format, render_plot
 from .options import command_line, device_option, report_option
 
 

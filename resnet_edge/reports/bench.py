@@ -111,3 +111,42 @@ def format_profile(section: dict) -> str:
     if section.get("missing"):
         lines.append(f"  no time charged to: {', '.join(section['missing'])} (fused into a neighbour)")
     return "\n".join(lines)
+
+
+def describe_conditions(conditions: dict | None) -> list[str]:
+    """A bench report's ``conditions`` as lines for the bench table (none for a report without conditions)."""
+    if not conditions:
+        return []
+    cpu = conditions["cpu"]
+    freq = cpu["cur_khz"]
+    lines = [f"conditions: {cpu['model']}, governor {cpu['governor'] or '?'}, "
+             f"{'%d-%d MHz' % (freq['min'] // 1000, freq['max'] // 1000) if freq else '? MHz'} (max {cpu['max_khz'] // 1000 if cpu['max_khz'] else '?'} MHz), "
+             f"{conditions['threads']} thread(s), load {conditions['load_before']} -> {conditions['load_after']}"]
+    jetson = conditions.get("jetson")
+    if jetson is not None:
+        gpu, emc = jetson.get("gpu") or {}, jetson.get("emc") or {}
+        mode = jetson.get("nvpmodel") or {}
+        hottest = max(jetson["temperatures_c"].values(), default=None)
+        lines.append(f"jetson: L4T {jetson['l4t']}, nvpmodel {mode.get('id')} ({mode.get('name')}), jetson_clocks "
+                     f"{'on' if jetson['jetson_clocks'] else 'off'}, GPU {gpu.get('cur_hz', 0) // 1_000_000} MHz, "
+                     f"EMC {emc.get('rate_hz', 0) // 1_000_000} MHz, hottest {hottest} C, throttle {jetson['throttle'] or 'none'}")
+    return lines
+
+
+def describe_scenario(result: dict) -> list[str]:
+    """A ``bench --scenario`` result as lines for the terminal."""
+    name = result["scenario"]
+    head = f"scenario {name}" + (" (scaled down with --quick: not a valid MLPerf-style result)" if result["scaled_down"] else "")
+    if name == "single-stream":
+        body = f"  p90 {result['p90_ms']:.3f} ms over {result['queries']} queries in {result['seconds']:.1f} s"
+    elif name == "offline":
+        body = f"  {result['throughput']:.1f} img/s at batch {result['best_batch']} (by batch: {result['throughput_by_batch']})"
+    else:
+        held = "held" if result["bound_held"] else "NOT held"
+        body = (f"  p99 {result['p99_ms']:.3f} ms at {result['target_qps']} QPS (achieved {result['achieved_qps']}): "
+                f"latency bound {result['latency_bound_ms']} ms {held}")
+    lines = [head, body]
+    energy = result.get("energy")
+    if energy:
+        lines.append(f"  energy: {energy['joules_per_image']} J/image" if energy["joules"] is not None else f"  energy: {energy['note']}")
+    return lines

@@ -15,7 +15,6 @@ from resnet_edge.pipelines.bench.conditions import (
     coefficient_of_variation,
     condition_warnings,
     cpu_conditions,
-    describe,
     emc_clocks,
     finish_conditions,
     gpu_clocks,
@@ -28,6 +27,7 @@ from resnet_edge.pipelines.bench.conditions import (
 from resnet_edge.pipelines.bench.energy import PowerSampler, ina3221_rails, total_watts
 from resnet_edge.pipelines.bench.scenarios import ScenarioOptions, check_scenario, offline_batches, run_scenario, scenario_bench
 from resnet_edge.pipelines.compile import CompileOptions, compile_bundle
+from resnet_edge.reports.bench import describe_conditions
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures"
 UNLOCKED, LOCKED = DATA / "jetson-orin-nano", DATA / "jetson-orin-nano-locked"
@@ -69,7 +69,7 @@ def test_warnings_name_unlocked_clocks_throttling_and_noisy_points():
     assert not any("pytorch-fp32" in w for w in unlocked)
     locked = condition_warnings(conditions_at(LOCKED), [])
     assert not any("not locked" in w for w in locked) and any("throttled" in w and "oc1" in w for w in locked)
-    lines = describe(conditions_at(LOCKED))
+    lines = describe_conditions(conditions_at(LOCKED))
     assert any("nvpmodel 2 (MAXN_SUPER)" in line and "jetson_clocks on" in line and "GPU 1020 MHz" in line for line in lines)
 
 
@@ -89,7 +89,7 @@ def test_this_host_and_the_report(tmp_path):
     assert set(report["conditions"]) >= {"cpu", "load_before", "load_after", "threads", "jetson"}
     assert report["conditions"]["load_after"] is None or len(report["conditions"]["load_after"]) == 3
     assert all("cv" in entry for entry in report["results"]) and isinstance(report["warnings"], list)
-    assert describe(report["conditions"])[0].startswith("conditions: ")
+    assert describe_conditions(report["conditions"])[0].startswith("conditions: ")
 
 
 # ------------------------------------------------------------------ scenarios and energy (issue 16 item 4)

@@ -182,23 +182,3 @@ def condition_warnings(conditions: dict, results: list[dict], cv_threshold: floa
             warnings.append(f"{entry['variant']} at batch {entry['batch']}: iteration times vary by {100 * entry['cv']:.0f} % "
                             f"(coefficient of variation > {100 * cv_threshold:.0f} %)")
     return warnings
-
-
-def describe(conditions: dict | None) -> list[str]:
-    """Lines for the bench table (none for a report without conditions)."""
-    if not conditions:
-        return []
-    cpu = conditions["cpu"]
-    freq = cpu["cur_khz"]
-    lines = [f"conditions: {cpu['model']}, governor {cpu['governor'] or '?'}, "
-             f"{'%d-%d MHz' % (freq['min'] // 1000, freq['max'] // 1000) if freq else '? MHz'} (max {cpu['max_khz'] // 1000 if cpu['max_khz'] else '?'} MHz), "
-             f"{conditions['threads']} thread(s), load {conditions['load_before']} -> {conditions['load_after']}"]
-    jetson = conditions.get("jetson")
-    if jetson is not None:
-        gpu, emc = jetson.get("gpu") or {}, jetson.get("emc") or {}
-        mode = jetson.get("nvpmodel") or {}
-        hottest = max(jetson["temperatures_c"].values(), default=None)
-        lines.append(f"jetson: L4T {jetson['l4t']}, nvpmodel {mode.get('id')} ({mode.get('name')}), jetson_clocks "
-                     f"{'on' if jetson['jetson_clocks'] else 'off'}, GPU {gpu.get('cur_hz', 0) // 1_000_000} MHz, "
-                     f"EMC {emc.get('rate_hz', 0) // 1_000_000} MHz, hottest {hottest} C, throttle {jetson['throttle'] or 'none'}")
-    return lines

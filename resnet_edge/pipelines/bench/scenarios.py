@@ -148,25 +148,6 @@ def run_scenario(bundle: Bundle, options: ScenarioOptions) -> dict:
     return result
 
 
-def describe_scenario(result: dict) -> list[str]:
-    """Lines for the terminal."""
-    name = result["scenario"]
-    head = f"scenario {name}" + (" (scaled down with --quick: not a valid MLPerf-style result)" if result["scaled_down"] else "")
-    if name == "single-stream":
-        body = f"  p90 {result['p90_ms']:.3f} ms over {result['queries']} queries in {result['seconds']:.1f} s"
-    elif name == "offline":
-        body = f"  {result['throughput']:.1f} img/s at batch {result['best_batch']} (by batch: {result['throughput_by_batch']})"
-    else:
-        held = "held" if result["bound_held"] else "NOT held"
-        body = (f"  p99 {result['p99_ms']:.3f} ms at {result['target_qps']} QPS (achieved {result['achieved_qps']}): "
-                f"latency bound {result['latency_bound_ms']} ms {held}")
-    lines = [head, body]
-    energy = result.get("energy")
-    if energy:
-        lines.append(f"  energy: {energy['joules_per_image']} J/image" if energy["joules"] is not None else f"  energy: {energy['note']}")
-    return lines
-
-
 def scenario_bench(bundle_dir, device: str, options: ScenarioOptions, threads: int | None = None, report_path=None,
                    command: str | None = None) -> dict:
     """``bench --scenario``: load the bundle, record the conditions, run the scenario, write the JSON report."""
