@@ -1,6 +1,6 @@
 """``--calib-method auto``: choose the activation ranges by measuring them on held-out calibration images.
 
-No fixed range rule suits every model (issue 12: on a small handwriting set ``entropy`` lost 1.1-1.7
+No fixed range rule suits every model (measured: on a small handwriting set ``entropy`` lost 1.1-1.7
 points where ``max`` lost none; on ImageNet ResNet-50 the ranking is the opposite). So ``auto``:
 
 1. splits the calibration images deterministically (``split_held_out``): every ``HOLD_OUT_EVERY``-th

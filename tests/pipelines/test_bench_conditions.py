@@ -92,7 +92,7 @@ def test_this_host_and_the_report(tmp_path):
     assert describe_conditions(report["conditions"])[0].startswith("conditions: ")
 
 
-# ------------------------------------------------------------------ scenarios and energy (issue 16 item 4)
+# ------------------------------------------------------------------------------------- scenarios and energy
 
 
 @pytest.fixture(scope="module")

@@ -277,7 +277,7 @@ def test_random_weights_bundle_compares_outputs_without_labels(tmp_path):
     assert result.passed and [c["passed"] for c in report["checks"]] == [None, True, True]
 
 
-# ------------------------------------------------------------------------------ class names (issue 12.3)
+# ------------------------------------------------------------- data classes matched to the model's by name
 
 FOLDER_IMAGES = 90  # the first 90 images of the shapes val split, written as PNG (lossless)
 

@@ -1,7 +1,7 @@
 """ModelOpt INT8 post-training quantization (resnet_edge.quantize.modelopt_ptq), on the CPU.
 
 The calibration step, the placement of every quantizer (convs, classifier, the residual add), the
-fake-quant model's agreement with FP32, the layer switches issue 6 builds on, and every refusal.
+fake-quant model's agreement with FP32, the layer switches sensitivity and the fallback build on, and every refusal.
 The torch.export of the Q/DQ graph needs CUDA tensors (see the module docstring) and is tested
 where a GPU exists.
 """

@@ -1,7 +1,7 @@
 """``bench --scenario``: MLPerf Inference's three scenarios, run on a loaded bundle.
 
 - ``single-stream``: one image per query, each sent when the last completes; the metric is the 90th
-  percentile latency over at least 1024 queries and 60 s (MLPerf's minimums as issue 16 states them).
+  percentile latency over at least 1024 queries and 60 s (MLPerf's minimums).
 - ``offline``: every image available at once; the metric is throughput at the best batch the
   artifact accepts (each candidate batch timed for the minimum duration / its share of it).
 - ``server``: queries arrive as a Poisson process at ``target_qps`` and are served in order by one

@@ -1,4 +1,4 @@
-"""Issue 14's fixes to the TensorRT path, tested on the CPU where the behaviour can be reproduced here:
+"""The TensorRT path's behaviour that the CPU can reproduce:
 the batch-pinning retrace of a saved program, the save keywords, the min/opt/max checks, TF32, the
 early refusals, the fused-ops requirement, the build-log capture, the raw-engine runner's pure logic,
 the engine inspector's placement, the timing cache path. The GPU halves are in test_tensorrt_gpu.py.
