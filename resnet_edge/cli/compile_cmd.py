@@ -12,8 +12,6 @@ from ..core.errors import UsageError
 from ..pipelines.compile import CompileOptions, compile_bundle
 from .options import arch_option, calibration_options, class_map_options, command_line, weights_option
 
-PRECISIONS = ("fp32", "fp16", "int8")
-
 
 @click.command(name="compile")
 @arch_option()
@@ -46,7 +44,7 @@ def compile_command(**options) -> None:
     FP32 model; on any error nothing is left behind.
     """
     # Three flags, one choice: each is its own boolean so that giving two is seen, not resolved silently.
-    given = [name for name in PRECISIONS if options.pop(name)]
+    given = [name for name in defaults.PRECISIONS if options.pop(name)]
     if not given:
         raise UsageError("pass one of --fp32, --fp16 or --int8")
     if len(given) > 1:
