@@ -29,7 +29,7 @@ test: setup sysdeps
 
 # The C++ library and app (docs/cpp.md); the C++ tests run the same two commands themselves.
 cpp: setup sysdeps
-	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $$($(PY) csrc/app/cmake_args.py)
+	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $$($(PY) scripts/cmake_args.py)
 	cmake --build build/cpp -j2
 
 test-slow: setup sysdeps

@@ -56,7 +56,7 @@ def cpp_build() -> Path:
     log.write_text("")
     start = time.monotonic()
     # The same commands as `make cpp` (docs/cpp.md).
-    args = subprocess.run([sys.executable, str(REPO / "csrc/app/cmake_args.py")], capture_output=True, text=True, check=True)
+    args = subprocess.run([sys.executable, str(REPO / "scripts/cmake_args.py")], capture_output=True, text=True, check=True)
     configure = ["cmake", "-S", str(REPO), "-B", str(BUILD_DIR), "-DCMAKE_BUILD_TYPE=Release", *shlex.split(args.stdout)]
     _run_logged(configure, log, timeout=300)
     _run_logged(["cmake", "--build", str(BUILD_DIR), "-j2"], log, timeout=1500)

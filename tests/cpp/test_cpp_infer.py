@@ -344,7 +344,7 @@ def test_cmake_args_passes_the_venvs_tensorrt_libs(tmp_path):
     if site is None:
         pytest.skip("needs a C compiler")
     env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, str(REPO / "csrc/app/cmake_args.py")], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run([sys.executable, str(REPO / "scripts/cmake_args.py")], capture_output=True, text=True, env=env, check=True).stdout
     assert f"-DTENSORRT_LIBS_DIR={(site / 'tensorrt_libs').resolve()}" in shlex.split(out)
-    plain = subprocess.run([sys.executable, str(REPO / "csrc/app/cmake_args.py")], capture_output=True, text=True, check=True).stdout
+    plain = subprocess.run([sys.executable, str(REPO / "scripts/cmake_args.py")], capture_output=True, text=True, check=True).stdout
     assert "TENSORRT_LIBS_DIR" not in plain  # no pip TensorRT in this venv: nothing changes

@@ -1,5 +1,5 @@
 """OpenVINO bundles in the C++ app (issue 15 item 2): libresnet_edge runs them through the OpenVINO
-C++ runtime of the openvino pip wheel (found by CMake from the venv: csrc/app/cmake_args.py), with
+C++ runtime of the openvino pip wheel (found by CMake from the venv: scripts/cmake_args.py), with
 the same logits as the Python pipeline; a build without OpenVINO refuses them with one line.
 
 The bundle comes from ``resnet-edge compile --backend openvino`` (resnet_edge/backends/openvino.py).
@@ -116,6 +116,6 @@ def test_a_build_without_openvino_refuses_with_one_line(openvino_bundle, tmp_pat
 def test_cmake_args_points_at_the_venvs_openvino():
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("openvino is not installed")
-    out = subprocess.run([sys.executable, str(REPO / "csrc/app/cmake_args.py")], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, str(REPO / "scripts/cmake_args.py")], capture_output=True, text=True, check=True).stdout
     found = [arg.split("=", 1)[1] for arg in shlex.split(out) if arg.startswith("-DOpenVINO_DIR=")]
     assert len(found) == 1 and (Path(found[0]) / "OpenVINOConfig.cmake").is_file()
