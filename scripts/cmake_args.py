@@ -1,6 +1,6 @@
 """Print the CMake cache arguments that point a build at this Python's torch (libtorch).
 
-    cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $(.venv/bin/python csrc/app/cmake_args.py)
+    cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release $(.venv/bin/python scripts/cmake_args.py)
 
 * ``CMAKE_PREFIX_PATH``: ``torch.utils.cmake_prefix_path``.
 * For a CUDA build of torch, whose CMake config enables CUDA and looks for the toolkit even when
