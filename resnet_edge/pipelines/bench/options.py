@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...core import defaults
 from ...core.device import resolve_device
-from ...core.errors import UsageError
+from ...core.errors import UsageError, require_at_least_one
 from ...core.io import check_output_path
 
 REPORT_SCHEMA = "resnet-edge-bench-report"
@@ -58,11 +58,6 @@ def check_options(options: BenchOptions) -> None:
         raise UsageError(f"--batch-sizes must be positive integers, got {options.batch_sizes}")
     if options.warmup < 0:
         raise UsageError(f"--warmup cannot be negative, got {options.warmup}")
-    if options.iters < 1:
-        raise UsageError(f"--iters must be at least 1, got {options.iters}")
-    if options.threads is not None and options.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {options.threads}")
-    if options.rounds < 1:
-        raise UsageError(f"--rounds must be at least 1, got {options.rounds}")
+    require_at_least_one({"--iters": options.iters, "--threads": options.threads, "--rounds": options.rounds})
     resolve_device(options.device)
     check_output_path(options.report, "--report")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...core import defaults
-from ...core.errors import UsageError
+from ...core.errors import UsageError, require_at_least_one
 
 
 @dataclass
@@ -69,8 +69,7 @@ def _check_calibration(options: CompileOptions) -> None:
             "INT8 needs real calibration images: pass --calib-data SPEC or --calib-set calibration/NAME.json "
             "(random calibration is refused: it gives ranges that fit no real image)"
         )
-    if options.calib_images is not None and options.calib_images < 1:
-        raise UsageError("--calib-images must be at least 1")
+    require_at_least_one({"--calib-images": options.calib_images}, show_value=False)
 
 
 def _check_fallback(options: CompileOptions) -> None:
@@ -91,12 +90,10 @@ def check_options(options: CompileOptions) -> None:
     _check_calibration(options)
     if options.batch is not None and options.dynamic_batch is not None:
         raise UsageError("pass either --batch N or --dynamic-batch MIN:OPT:MAX, not both")
-    if options.batch is not None and options.batch < 1:
-        raise UsageError("--batch must be at least 1")
+    require_at_least_one({"--batch": options.batch}, show_value=False)
     if options.target is not None and options.target not in defaults.TARGETS:
         raise UsageError(f"unknown target {options.target!r}; choose one of: {', '.join(defaults.TARGETS)}")
-    if options.val_images is not None and options.val_images < 1:
-        raise UsageError("--val-images must be at least 1")
+    require_at_least_one({"--val-images": options.val_images}, show_value=False)
     if options.val_images and not options.val_data:
         raise UsageError("--val-images needs --val-data")
     _check_fallback(options)

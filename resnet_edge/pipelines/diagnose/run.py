@@ -40,7 +40,7 @@ from torch.utils.data import Subset
 from ... import bundle as bundle_io
 from ...backends.blocks import module_probe
 from ...core import defaults
-from ...core.errors import CheckFailed, UsageError
+from ...core.errors import CheckFailed, UsageError, require_at_least_one
 from ...core.io import check_output_path, write_atomic, write_json
 from ...data import open_data
 from ...data.loader import make_loader
@@ -93,8 +93,7 @@ class DiagnoseResult:
 
 
 def _check_options(options: DiagnoseOptions) -> None:
-    if options.images < 1:
-        raise UsageError(f"--images must be at least 1, got {options.images}")
+    require_at_least_one({"--images": options.images})
     if not math.isfinite(options.min_sqnr) or not math.isfinite(options.max_sqnr_drop) or options.max_sqnr_drop < 0:
         raise UsageError("--min-sqnr and --max-sqnr-drop must be finite numbers (the drop >= 0)")
     check_output_path(options.report, "--report")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ... import bundle as bundles
-from ...core.errors import UsageError
+from ...core.errors import UsageError, require_at_least_one
 from ...core.io import replace_dir, staging_dir
 from .deepstream import CONFIG_NAME, DeepStreamConfig, ScaleChoice, choose_scale, deepstream_config
 from .parity import ParityResult, measure_parity
@@ -81,8 +81,7 @@ def _write_dir(out: Path, source: Path, files: dict[str, str], texts: dict[str, 
 def _check(options: ExportOptions) -> None:
     if options.triton is None and options.deepstream is None:
         raise UsageError("nothing to export: pass --triton DIR and/or --deepstream DIR")
-    if options.instances < 1:
-        raise UsageError("--instances must be at least 1")
+    require_at_least_one({"--instances": options.instances}, show_value=False)
     if options.data and options.deepstream is None:
         raise UsageError("--data measures nvinfer's preprocessing: pass it with --deepstream")
 

@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ...bundle import Bundle
-from ...core.errors import UsageError
+from ...core.errors import require_at_least_one
 from ...data.source import open_data
 from ...metrics import top1_correct
 from .deepstream import ScaleChoice
@@ -56,8 +56,7 @@ def _inputs(image, bundle: Bundle, choice: ScaleChoice, scaling_filter: str) -> 
 def measure_parity(bundle: Bundle, spec: str, images: int, choice: ScaleChoice, scaling_filter: str = "bilinear",
                    batch_size: int = 32) -> ParityResult:
     """Top-1 of the exact and nvinfer-style inputs on the first ``images`` validation images of ``spec``."""
-    if images < 1:
-        raise UsageError("--images must be at least 1")
+    require_at_least_one({"--images": images}, show_value=False)
     source = open_data(spec)
     dataset = source.split("val", transform=v2.Compose([v2.RGB(), v2.PILToTensor()]))
     count = min(images, len(dataset))

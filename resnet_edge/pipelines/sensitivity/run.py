@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ...core import defaults, hostinfo
 from ...core.device import resolve_device
-from ...core.errors import UsageError
+from ...core.errors import UsageError, require_at_least_one
 from ...core.io import check_output_path, write_json
 from ...data import eval_transform, open_data
 from ...data.classmap import map_classes
@@ -61,9 +61,7 @@ def _check_options(options: SensitivityOptions) -> None:
         raise UsageError("pass either --calib-data or --calib-set, not both")
     if not (options.calib_data or options.calib_set):
         raise UsageError("sensitivity needs real calibration images: pass --calib-data SPEC or --calib-set calibration/NAME.json")
-    for flag, value in (("--calib-images", options.calib_images), ("--val-images", options.val_images), ("--top", options.top)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
+    require_at_least_one({"--calib-images": options.calib_images, "--val-images": options.val_images, "--top": options.top})
 
 
 def run_sensitivity(options: SensitivityOptions) -> SensitivityRun:

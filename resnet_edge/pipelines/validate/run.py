@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ... import bundle as bundle_io
 from ...core import defaults, hostinfo
 from ...core.device import resolve_device
-from ...core.errors import CheckFailed, UsageError
+from ...core.errors import CheckFailed, UsageError, require_at_least_one
 from ...core.io import check_output_path, write_json
 from ...data import DataSource, open_data
 from ...data.classmap import map_classes, read_class_map
@@ -101,10 +101,7 @@ def _check_options(options: ValidateOptions) -> None:
         raise UsageError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99 %), got {options.min_agreement}")
     if options.baseline_tolerance < 0:
         raise UsageError(f"--baseline-tolerance is in percentage points and cannot be negative, got {options.baseline_tolerance}")
-    if options.limit is not None and options.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {options.limit}")
-    if options.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    require_at_least_one({"--limit": options.limit, "--batch-size": options.batch_size})
     if options.workers < 0:
         raise UsageError(f"--workers cannot be negative, got {options.workers}")
     resolve_device(options.device)  # an unknown device, or cuda without a GPU, is refused here
