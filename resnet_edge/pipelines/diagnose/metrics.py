@@ -1,6 +1,6 @@
 """The figures of ``diagnose``: per-block SQNR and cosine, where a series diverges, and the verdict.
 
-See ``pipelines.diagnose.run`` for the definitions in prose.
+The definitions in prose: docs/validate-report.md ("diagnose").
 """
 
 from __future__ import annotations

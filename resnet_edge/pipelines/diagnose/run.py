@@ -1,29 +1,6 @@
-"""``resnet-edge diagnose``: where along the network a compiled bundle loses accuracy, and why.
-
-At every residual-block output (the tensor after the block's add + ReLU, named as ``sensitivity`` and
-the ``--max-top1-drop`` fallback name layers: ``layer2.1``) three things are compared on the same images:
-
-* the FP32 reference (eager PyTorch, forward hooks on its blocks),
-* the INT8 simulator of the artifact (``Backend.simulator``: fake quantization with the artifact's own
-  scales), INT8 bundles only,
-* the deployed artifact itself (``Backend.block_probe``: the block outputs marked as outputs of the
-  graph / engine, nothing else, so the runtime keeps its fusion). A TensorRT engine keeps only the
-  outputs it was built with, so for TensorRT this is a rebuild of the same engine with the block outputs
-  marked (``backends/tensorrt/probe.py``); the report says how the series was read (``artifact_reading``).
-
-Per block: SQNR in dB, ``10 log10(sum ref^2 / sum (x - ref)^2)`` over all images, and the mean
-per-image cosine similarity, of the simulator and of the artifact against FP32, and of the artifact
-against the simulator.
-
-**Divergence.** A series (simulator or artifact vs FP32) diverges at the first block whose SQNR is
-below ``min_sqnr`` (default 20 dB: noise at a tenth of the signal's amplitude), or more than
-``max_sqnr_drop`` dB (default 6: the noise doubled) below the previous block's while under 40 dB
-(above it the noise is under 1 % of the signal and no fall counts). **Verdict**:
-``quantization`` when the simulator already diverges (at that block: the INT8 ranges lose it, the
-engine merely inherits it); ``engine`` when the artifact diverges and the simulator does not, or the
-artifact diverges earlier, or the artifact differs from its own simulator by more than the same rule
-(the runtime computes something else than the Q/DQ graph says); ``none`` when nothing diverges.
-The block named can be fed back: ``sensitivity --layers 'layer2.1*'``.
+"""``resnet-edge diagnose``: where along the network a compiled bundle loses accuracy, and why: FP32, the
+INT8 simulator and the deployed artifact compared at every residual-block output (SQNR, cosine), where
+each series diverges and the verdict. The definitions are in docs/validate-report.md ("diagnose").
 """
 
 from __future__ import annotations
