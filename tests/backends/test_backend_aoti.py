@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch._inductor import config as inductor_config
 
 from helpers.aoti_bundles import FUSED, REPO, aoti_resnet20, run_compile
 from resnet_edge import bundle
@@ -64,7 +66,7 @@ def test_package_matches_the_reference_at_every_batch_size(package):
         expected = reference(images)
     for size in (1, 2, 7, 16, 21):  # 21: split into 16 + 5 by Bundle.predict
         got = loaded.predict(images[:size])
-        assert got.shape == (size, 10) and (got - expected[:size]).abs().max() < 1e-4 * expected.abs().max()
+        assert got.shape == (size, manifest["num_classes"]) and (got - expected[:size]).abs().max() < 1e-4 * expected.abs().max()
     assert loaded.predictor.device == torch.device("cpu") and loaded.predictor.module is None
 
 
@@ -127,6 +129,16 @@ def test_bench_measures_the_package(package, tmp_path):
     assert '"aoti"' in text and "p50" in text
 
 
+def test_serving_configs_are_refused_in_one_line(package, tmp_path):
+    """Triton's PyTorch backend has no AOTInductor loader (triton-inference-server/server#8414); nvinfer runs
+    engines and ONNX: both refuse an aoti bundle with one line and write nothing."""
+    for flag in ("--triton", "--deepstream"):
+        command = [sys.executable, "-m", "resnet_edge", "export-config", str(package.path), flag, str(tmp_path / flag)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "aoti" in result.stderr and not (tmp_path / flag).exists()
+
+
 def test_refused_configs_say_what_to_do():
     backend = get_backend("aoti")
     base = dict(arch="resnet20", target="cpu", input_shape=(3, 32, 32))
@@ -141,11 +153,9 @@ def test_refused_configs_say_what_to_do():
             backend.check_config(BuildConfig(precision="fp32", **{**base, "target": "datacenter"}))
 
 
-def test_no_cxx_compiler_is_refused_before_any_work(tmp_path, monkeypatch):
-    from torch._inductor import config as inductor_config
-
-    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "no-such-c++"))
-    ok, reason = get_backend("aoti").available()
+def test_no_cxx_compiler_is_refused_before_any_work(tmp_path):
+    with inductor_config.patch({"cpp.cxx": (None, "no-such-c++")}):
+        ok, reason = get_backend("aoti").available()
     assert not ok and "no C++ compiler was found" in reason
     result = run_compile(tmp_path / "b", ("--backend", "aoti", "--fp32", "--arch", "resnet20", "--random-weights"),
                          tmp_path / "cache", env={"CXX": "no-such-c++"})
@@ -213,7 +223,7 @@ def test_diagnose_reads_the_block_outputs_of_a_probe_package(package, tmp_path):
     command = [sys.executable, "-m", "resnet_edge", "diagnose", str(package.path), "--data", "shapes", "--images", "16",
                "--report", str(report)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO,
-                            env={**__import__("os").environ, "RESNET_EDGE_CACHE_DIR": str(package.cache_dir)})
+                            env={**os.environ, "RESNET_EDGE_CACHE_DIR": str(package.cache_dir)})
     assert result.returncode == 0, result.stderr
     data = json.loads(report.read_text())
     text = json.dumps(data)
