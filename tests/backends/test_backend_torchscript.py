@@ -41,7 +41,7 @@ def test_fp32_module_is_frozen_and_matches_eager(tmp_path, arch):
     assert torch.allclose(bundle.load(result.path).predict(images), raw, rtol=1e-5, atol=1e-5)
 
 
-def test_backend_contract_directly(tmp_path):
+def test_backend_contract_directly(tmp_path, caplog):
     """build -> load without compile: the predictor runs on the CPU and hands out its module."""
     backend = get_backend("torchscript")
     assert backend.display_name == "TorchScript"
@@ -49,7 +49,10 @@ def test_backend_contract_directly(tmp_path):
     model = create_model("resnet20").eval()
     config = BuildConfig(arch="resnet20", precision="fp32", target="cpu", input_shape=(3, 32, 32))
     backend.check_config(config)
-    result = backend.build(model, config, tmp_path)
+    with caplog.at_level("INFO", logger="resnet_edge"):
+        result = backend.build(model, config, tmp_path)
+    deprecation = [r.getMessage() for r in caplog.records if "deprecated upstream" in r.getMessage()]
+    assert len(deprecation) == 1 and "--backend aoti" in deprecation[0]  # one line, naming the successor
     assert result.artifacts == {"model": "model.pt"} and result.manifest["requires"]["fused_ops"] is False
     predict = backend.load(tmp_path, {"artifacts": result.artifacts, "precision": "fp32", "target": "cpu"}, "auto")
     assert isinstance(predict, Predictor) and predict.device == torch.device("cpu")

@@ -79,6 +79,9 @@ class TorchScriptBackend(Backend):
                 raise UsageError(f"--fused needs the fused ops: {reason}; pass --no-fused")
 
     def build(self, model: nn.Module, config: BuildConfig, out_dir: Path) -> BuildResult:
+        # One line, not a warning: JetPack users still need this artifact, but they should know its future.
+        log.info("note: TorchScript is deprecated upstream (torch.export replaces it); "
+                 "--backend aoti writes a Python-free AOTInductor package for the same C++ app")
         device = torch.device(config.device)
         if config.fused:
             log.info("fusing blocks into resnet_edge ops")
