@@ -1,6 +1,8 @@
 #include "block_forward.h"
 
-#include <ATen/ops/zeros.h>
+#include "contract.h"
+
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -81,12 +83,33 @@ at::Tensor zero_pad_shortcut(const at::Tensor& x, int64_t stride, int64_t out_ch
   }
   at::Tensor sampled = x.slice(2, 0, std::nullopt, stride).slice(3, 0, std::nullopt, stride);
   if (channels == out_channels) {
-    return sampled.contiguous(kChannelsLast);
+    return prepare_activation(sampled);
   }
-  at::Tensor padded = at::zeros(
-      {x.size(0), out_channels, sampled.size(2), sampled.size(3)}, x.options().memory_format(kChannelsLast));
+  // at::empty takes the memory format as its own argument; at::zeros would silently drop one passed
+  // inside the options and allocate NCHW (the bug that broke every CIFAR ResNet on CUDA, issue 21).
+  at::Tensor padded = at::empty({x.size(0), out_channels, sampled.size(2), sampled.size(3)}, x.options(), kChannelsLast);
   padded.narrow(1, 0, channels).copy_(sampled);
+  padded.narrow(1, channels, out_channels - channels).zero_();
   return padded;
+}
+
+// One convolution of the block, through the backend, with the operand contract (contract.h)
+// asserted on the way in and out: the CPU suite then fails wherever a CUDA kernel would.
+at::Tensor run_conv(
+    const char* op,
+    const Backend& backend,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    const at::Tensor& bias,
+    int64_t stride,
+    const std::optional<at::Tensor>& residual,
+    bool relu) {
+  const at::Tensor aligned_weight = prepare_parameter(weight, /*contiguous=*/false);
+  const at::Tensor aligned_bias = prepare_parameter(bias, /*contiguous=*/true);
+  check_conv_call(op, backend, input, aligned_weight, aligned_bias, stride, residual);
+  const at::Tensor out = backend.conv(input, aligned_weight, aligned_bias, stride, residual, relu);
+  check_conv_result(op, backend, out, input, aligned_weight, stride);
+  return with_canonical_strides(out);
 }
 
 // The tensor added before the final ReLU, or nullopt for a plain block.
@@ -115,7 +138,7 @@ std::optional<at::Tensor> shortcut(
     TORCH_CHECK(
         shortcut_weight->size(0) == out_channels, op, ": shortcut_weight produces ", shortcut_weight->size(0),
         " channels but the block produces ", out_channels, ", so the two cannot be added.");
-    return backend.conv(x, *shortcut_weight, *shortcut_bias, stride, std::nullopt, /*relu=*/false);
+    return run_conv(op, backend, x, *shortcut_weight, *shortcut_bias, stride, std::nullopt, /*relu=*/false);
   }
   TORCH_CHECK(
       out_channels >= x.size(1), op, ": the parameter-free shortcut can only zero-pad channels, but the block maps ",
@@ -149,10 +172,10 @@ at::Tensor basic_block_forward(
       "the output of conv1_weight");
 
   // Every intermediate stays channels_last: the layout oneDNN and cuDNN run fastest in.
-  const at::Tensor input = x.contiguous(kChannelsLast);
+  const at::Tensor input = prepare_activation(x);
   const auto added = shortcut(op, backend, input, shortcut_weight, shortcut_bias, stride, conv2_weight.size(0), residual);
-  const at::Tensor out = backend.conv(input, conv1_weight, conv1_bias, stride, std::nullopt, /*relu=*/true);
-  return backend.conv(out, conv2_weight, conv2_bias, 1, added, /*relu=*/true);
+  const at::Tensor out = run_conv(op, backend, input, conv1_weight, conv1_bias, stride, std::nullopt, /*relu=*/true);
+  return run_conv(op, backend, out, conv2_weight, conv2_bias, 1, added, /*relu=*/true);
 }
 
 at::Tensor bottleneck_forward(
@@ -179,11 +202,11 @@ at::Tensor bottleneck_forward(
       op, x, conv3_weight, "conv3_weight", conv3_bias, "conv3_bias", 1, conv2_weight.size(0),
       "the output of conv2_weight");
 
-  const at::Tensor input = x.contiguous(kChannelsLast);
+  const at::Tensor input = prepare_activation(x);
   const auto added = shortcut(op, backend, input, shortcut_weight, shortcut_bias, stride, conv3_weight.size(0), residual);
-  at::Tensor out = backend.conv(input, conv1_weight, conv1_bias, 1, std::nullopt, /*relu=*/true);
-  out = backend.conv(out, conv2_weight, conv2_bias, stride, std::nullopt, /*relu=*/true);
-  return backend.conv(out, conv3_weight, conv3_bias, 1, added, /*relu=*/true);
+  at::Tensor out = run_conv(op, backend, input, conv1_weight, conv1_bias, 1, std::nullopt, /*relu=*/true);
+  out = run_conv(op, backend, out, conv2_weight, conv2_bias, stride, std::nullopt, /*relu=*/true);
+  return run_conv(op, backend, out, conv3_weight, conv3_bias, 1, added, /*relu=*/true);
 }
 
 } // namespace resnet_edge::ops

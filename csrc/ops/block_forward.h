@@ -13,8 +13,8 @@
 
 namespace resnet_edge::ops {
 
-// out = [relu](conv2d(input, weight, stride, padding = kernel / 2) + bias [+ residual]).
-// `input` and `residual` are channels_last; the result must be channels_last too.
+// out = [relu](conv2d(input, weight, stride, padding = kernel / 2) + bias [+ residual]), with the operands
+// and the result meeting the contract of contract.h (checked by the shared code around every call).
 using ConvEpilogue = std::function<at::Tensor(
     const at::Tensor& input,
     const at::Tensor& weight,

@@ -1,6 +1,11 @@
 """Fake (meta) kernels of the fused block ops: the output's shape, dtype, device and layout,
 computed without running the op, so torch.export, torch.compile(fullgraph=True) and FakeTensor
 tracing see through the ops. The checks mirror the C++ ones that decide the output shape.
+
+The output's strides are part of the contract (csrc/ops/contract.h): the real kernels return exactly
+``torch.empty(size, memory_format=torch.channels_last)``'s strides, size-1 dimensions included, because
+torch.export and AOTInductor plan buffers and views by the strides given here
+(tests/ops/test_contract.py checks the two agree).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Builders of fused-op test cases: the arguments of one residual block for every shortcut kind,
-for the float ops (``make_case``) and the INT8 block op (``int8_args``)."""
+for the float ops (``make_case``) and the INT8 block op (``int8_args``), and the plain-PyTorch
+block they are checked against (``reference``)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from resnet_edge import ops
 
@@ -36,6 +38,26 @@ def make_case(op: str, shortcut: str, device="cpu", dtype=torch.float32, batch=2
     x = torch.randn(batch, in_channels, *size, device=device, dtype=dtype)
     target = ops.fused_basic_block if op == "basic" else ops.fused_bottleneck
     return target, (x, *params, stride, shortcut != "plain")
+
+
+def reference(op, args):
+    """The block in plain PyTorch, in float32: convolutions, ReLUs, shortcut, add, ReLU."""
+    x, *rest = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
+    *params, shortcut_weight, shortcut_bias, stride, residual = rest
+    strides = [stride, 1] if op is ops.fused_basic_block else [1, stride, 1]
+    out = x
+    for index, layer_stride in enumerate(strides):
+        weight, bias = params[2 * index], params[2 * index + 1]
+        out = F.conv2d(out, weight, bias, layer_stride, weight.shape[-1] // 2)
+        if index < len(strides) - 1:
+            out = F.relu(out)
+    if residual:
+        if shortcut_weight is not None:
+            out = out + F.conv2d(x, shortcut_weight, shortcut_bias, stride)
+        else:
+            sampled = x[:, :, ::stride, ::stride]
+            out = out + F.pad(sampled, (0, 0, 0, 0, 0, out.shape[1] - x.shape[1]))
+    return F.relu(out)
 
 
 def int8_args(op: str, case_args: tuple, quantize: bool = True) -> tuple:

@@ -3,46 +3,13 @@ and the errors they raise on bad input."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
-import torch.nn.functional as F
 
-from helpers.ops_cases import SHORTCUTS, conv_weight, make_case
+from helpers.ops_cases import SHORTCUTS, conv_weight, make_case, reference
 from resnet_edge import ops
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none is visible")
-
-
-def reference(op, args):
-    """The block in plain PyTorch, in float32: convolutions, ReLUs, shortcut, add, ReLU."""
-    x, *rest = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
-    *params, shortcut_weight, shortcut_bias, stride, residual = rest
-    strides = [stride, 1] if op is ops.fused_basic_block else [1, stride, 1]
-    out = x
-    for index, layer_stride in enumerate(strides):
-        weight, bias = params[2 * index], params[2 * index + 1]
-        out = F.conv2d(out, weight, bias, layer_stride, weight.shape[-1] // 2)
-        if index < len(strides) - 1:
-            out = F.relu(out)
-    if residual:
-        if shortcut_weight is not None:
-            out = out + F.conv2d(x, shortcut_weight, shortcut_bias, stride)
-        else:
-            sampled = x[:, :, ::stride, ::stride]
-            out = out + F.pad(sampled, (0, 0, 0, 0, 0, out.shape[1] - x.shape[1]))
-    return F.relu(out)
-
-
-@pytest.fixture(params=["onednn", "aten"])
-def cpu_path(request):
-    """Run a test once on the oneDNN kernels and once on the plain ATen fallback."""
-    with warnings.catch_warnings():
-        # flags() also resets oneDNN's TF32 switch, which warns on builds without Intel GPU support.
-        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-        with torch.backends.mkldnn.flags(enabled=request.param == "onednn"):
-            yield request.param
 
 
 @pytest.mark.parametrize("op", ["basic", "bottleneck"])
