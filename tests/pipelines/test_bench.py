@@ -110,7 +110,7 @@ def test_runtime_list_has_each_other_cpu_runtime_that_reads_the_model(small_bund
     from resnet_edge.pipelines.bench.variants import runtime_makers
 
     makers = runtime_makers(small_bundle, read_manifest(small_bundle))
-    variants = [make() for make in makers]
+    variants = [variant for variant in (make() for make in makers) if variant is not None]
     assert [v.name for v in variants] == list(OTHER_RUNTIMES)
     batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
@@ -120,6 +120,29 @@ def test_runtime_list_has_each_other_cpu_runtime_that_reads_the_model(small_bund
     for variant in variants:
         assert variant.device == "cpu" and variant.batch_range == (1, 64)
         assert (variant.run(batch) - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_runtime_list_loads_nothing_and_each_maker_loads_once(small_bundle, monkeypatch):
+    """Listing the other runtimes builds no predictor; each maker call builds exactly one."""
+    from resnet_edge.backends import Backend, get_backend, list_backends
+    from resnet_edge.bundle import read_manifest
+    from resnet_edge.pipelines.bench.variants import runtime_makers
+
+    calls: list[str] = []
+    for name in list_backends():
+        cls = type(get_backend(name))
+        original = cls.foreign_predictor if "foreign_predictor" in vars(cls) else Backend.foreign_predictor
+
+        def counted(self, path, manifest, original=original):
+            calls.append(self.name)
+            return original(self, path, manifest)
+
+        monkeypatch.setattr(cls, "foreign_predictor", counted)
+    makers = runtime_makers(small_bundle, read_manifest(small_bundle))
+    assert calls == []
+    for make in makers:
+        make()
+    assert len(calls) == len(makers) and len(set(calls)) == len(calls)
 
 
 def test_parse_batch_sizes():

@@ -81,15 +81,18 @@ MemoryFigures = dict[tuple[str, int], dict]  # (variant name, batch) -> {"host_m
 
 
 def measure_memory(
-    makers: Iterable[Callable[[], Variant]], batch_sizes: Iterable[int], shape: tuple[int, ...], cuda: bool, host: HostMemory
+    makers: Iterable[Callable[[], Variant | None]], batch_sizes: Iterable[int], shape: tuple[int, ...], cuda: bool, host: HostMemory
 ) -> MemoryFigures:
-    """Load one variant at a time, run it at every batch size, and record what it added."""
+    """Load one variant at a time, run it at every batch size, and record what it added (a maker that
+    returns None, a runtime that cannot read the model, is left out)."""
     figures: MemoryFigures = {}
     for make in makers:
         gc.collect()
         before = host.current()
         device_before = device_used_mb() if cuda else 0.0
         variant = make()
+        if variant is None:
+            continue
         loaded_rss = host.current()
         device_loaded = device_used_mb() if cuda else 0.0
         for size in batch_sizes:

@@ -79,9 +79,10 @@ def _use_cuda(requested: str, manifest: dict) -> bool:
     return manifest.get("target") != "cpu" or (manifest.get("requires") or {}).get("device") == "cuda"
 
 
-def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[Callable[[], Variant]]:
-    """Loaders of the variants, baseline first; each call loads a fresh one (memory is measured per load)."""
-    makers: list[Callable[[], Variant]] = []
+def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[Callable[[], Variant | None]]:
+    """Loaders of the variants, baseline first; each call loads a fresh one (memory is measured per load),
+    or None for a runtime that cannot read the model."""
+    makers: list[Callable[[], Variant | None]] = []
     if options.baseline:
         device = resolve_device(options.device) if cuda else torch.device("cpu")
         makers.append(partial(eager_variant, manifest, device))
@@ -91,8 +92,8 @@ def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[C
     return makers
 
 
-def _load_variants(makers: list[Callable[[], Variant]], cuda_graphs: bool, cuda: bool, shape: tuple[int, ...]) -> list[Variant]:
-    variants = [make() for make in makers]
+def _load_variants(makers: list[Callable[[], Variant | None]], cuda_graphs: bool, cuda: bool, shape: tuple[int, ...]) -> list[Variant]:
+    variants = [variant for variant in (make() for make in makers) if variant is not None]
     if cuda_graphs:
         if not cuda:
             log.info("note: --cuda-graphs needs a CUDA GPU; measuring without")

@@ -79,15 +79,14 @@ def _runtime_variant(backend: Backend, path: Path, manifest: dict) -> Variant | 
     )
 
 
-def runtime_makers(path: Path, manifest: dict) -> list[Callable[[], Variant]]:
-    """Loaders of the bundle's model under every *other* installed CPU runtime that can read it (e.g. an
-    ONNX Runtime bundle's ``model.onnx`` under OpenVINO), each runtime with its own thread pool, through
-    the same padding and splitting as the bundle. Variants are named ``<runtime>-<precision>-of-<backend>``."""
-    makers: list[Callable[[], Variant]] = []
-    for name in list_backends():
-        if name == manifest["backend"] or not backend_availability(name)[0]:
-            continue
-        backend = get_backend(name)
-        if "cpu" in backend.targets and _runtime_variant(backend, path, manifest) is not None:
-            makers.append(partial(_runtime_variant, backend, path, manifest))
-    return makers
+def runtime_makers(path: Path, manifest: dict) -> list[Callable[[], Variant | None]]:
+    """Loaders of the bundle's model under every *other* installed CPU runtime (e.g. an ONNX Runtime
+    bundle's ``model.onnx`` under OpenVINO), each runtime with its own thread pool, through the same
+    padding and splitting as the bundle. Variants are named ``<runtime>-<precision>-of-<backend>``.
+
+    Listing them loads nothing: a runtime says whether it reads the model only by loading it
+    (``foreign_predictor``), so each loader returns None when it cannot, and callers leave that one out.
+    """
+    candidates = [name for name in list_backends() if name != manifest["backend"] and backend_availability(name)[0]]
+    backends = [get_backend(name) for name in candidates]
+    return [partial(_runtime_variant, backend, path, manifest) for backend in backends if "cpu" in backend.targets]
