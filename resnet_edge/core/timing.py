@@ -3,6 +3,8 @@
 Runners (name -> callable on one batch) take turns round by round, each round starting with the next
 runner, so slow drifts of a shared machine hit all of them alike. On CUDA every call starts after
 ``torch.cuda.synchronize()`` and is timed with ``time.perf_counter`` (host-to-result) and CUDA events.
+A runner with a ``timed(batch, iters, cuda)`` method times itself (one in its own process:
+``process_timing.ProcessRunner``), so the figures never include the cost of reaching it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ def warm_up(runners: dict[str, Runner], batch: torch.Tensor, runs: Callable[[str
 
 def timed_calls(run: Runner, batch: torch.Tensor, iters: int, cuda: bool = False) -> tuple[list[float], list[float]]:
     """(host-to-result ms, CUDA-event ms) of each of ``iters`` calls ``run(batch)``; the second is empty
-    unless ``cuda``."""
+    unless ``cuda``. A runner with a ``timed`` method is asked for the figures instead."""
+    timed = getattr(run, "timed", None)
+    if timed is not None:
+        return timed(batch, iters, cuda)
     wall, device_ms = [], []
     for _ in range(iters):
         if cuda:

@@ -107,10 +107,10 @@ def test_api_without_baseline_and_svg_plot(small_bundle, tmp_path):
 
 def test_runtime_list_has_each_other_cpu_runtime_that_reads_the_model(small_bundle):
     from resnet_edge.bundle import read_manifest
-    from resnet_edge.pipelines.bench.variants import runtime_makers
+    from resnet_edge.pipelines.bench.variants import foreign_runtimes
 
-    makers = runtime_makers(small_bundle, read_manifest(small_bundle))
-    variants = [variant for variant in (make() for make in makers) if variant is not None]
+    variants = [variant for variant in (runtime.load() for runtime in foreign_runtimes(small_bundle, read_manifest(small_bundle)))
+                if variant is not None]
     assert [v.name for v in variants] == list(OTHER_RUNTIMES)
     batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
@@ -122,11 +122,11 @@ def test_runtime_list_has_each_other_cpu_runtime_that_reads_the_model(small_bund
         assert (variant.run(batch) - expected).abs().max() <= 1e-4 * expected.abs().max()
 
 
-def test_runtime_list_loads_nothing_and_each_maker_loads_once(small_bundle, monkeypatch):
-    """Listing the other runtimes builds no predictor; each maker call builds exactly one."""
+def test_runtime_list_loads_nothing_and_each_load_builds_once(small_bundle, monkeypatch):
+    """Listing the other runtimes builds no predictor; each load builds exactly one."""
     from resnet_edge.backends import Backend, get_backend, list_backends
     from resnet_edge.bundle import read_manifest
-    from resnet_edge.pipelines.bench.variants import runtime_makers
+    from resnet_edge.pipelines.bench.variants import foreign_runtimes
 
     calls: list[str] = []
     for name in list_backends():
@@ -138,11 +138,11 @@ def test_runtime_list_loads_nothing_and_each_maker_loads_once(small_bundle, monk
             return original(self, path, manifest)
 
         monkeypatch.setattr(cls, "foreign_predictor", counted)
-    makers = runtime_makers(small_bundle, read_manifest(small_bundle))
+    runtimes = foreign_runtimes(small_bundle, read_manifest(small_bundle))
     assert calls == []
-    for make in makers:
-        make()
-    assert len(calls) == len(makers) and len(set(calls)) == len(calls)
+    for runtime in runtimes:
+        runtime.load()
+    assert sorted(calls) == sorted(runtime.backend for runtime in runtimes)
 
 
 def test_parse_batch_sizes():
@@ -190,3 +190,36 @@ def test_usage_errors_exit_2_and_write_nothing(small_bundle, tmp_path, extra, me
 def test_not_a_bundle_is_a_usage_error(tmp_path):
     result = run_cli("bench", tmp_path, "--iters", 1)
     assert result.exit_code == 2 and "is not a bundle" in result.output
+
+
+@pytest.mark.slow  # a bench run plus a spawned worker: about 30 s on 2 shared cores
+@pytest.mark.skipif(not OTHER_RUNTIMES, reason="no other CPU runtime reads the ONNX Runtime bundle's model here (openvino not installed)")
+def test_other_runtimes_are_timed_in_processes_of_their_own(small_bundle, monkeypatch):
+    """Without the memory phase, this process never loads another runtime, yet its variant is timed."""
+    from resnet_edge.backends import get_backend
+
+    backend_class = type(get_backend("openvino"))
+    loaded_here: list[str] = []
+    original = backend_class.foreign_predictor
+    monkeypatch.setattr(backend_class, "foreign_predictor", lambda self, *args: loaded_here.append(self.name) or original(self, *args))
+    result = run_bench(BenchOptions(bundle=small_bundle, batch_sizes=(1,), warmup=1, iters=3, rounds=3, baseline=False, memory=False,
+                                    threads=1))
+    (entry,) = [e for e in result.report["results"] if e["variant"] == OTHER_RUNTIMES[0]]
+    assert loaded_here == [] and entry["iters"] == 3 and 0 < entry["p50_ms"] <= entry["p99_ms"]
+    assert "own process" in entry["description"] and result.report["failed_variants"] == {}
+
+
+@pytest.mark.slow  # two spawned workers, each importing torch
+def test_a_process_runner_says_why_it_did_not_start():
+    from resnet_edge.core.process_timing import ProcessRunner
+    from resnet_edge.pipelines.bench.variants import foreign_runner
+
+    # torchscript cannot read another bundle's model (None); a backend that does not exist raises.
+    cannot = ProcessRunner(foreign_runner, {"backend": "torchscript", "path": "/nonexistent", "manifest": {"backend": "onnxruntime"}}, 1)
+    broken = ProcessRunner(foreign_runner, {"backend": "no-such-runtime", "path": "/nonexistent", "manifest": {}}, 1)
+    try:
+        assert not cannot.wait_ready() and cannot.status == "unavailable"
+        assert not broken.wait_ready() and broken.status == "error" and "no-such-runtime" in broken.reason
+    finally:
+        cannot.close()
+        broken.close()

@@ -8,7 +8,9 @@ the GPU, a variant that replays a captured CUDA graph (``cudagraphs``).
 In the same run, the eager FP32 PyTorch model of the same architecture (``pytorch-fp32``, BatchNorm
 unfolded, exactly as ``model.eval()`` runs it) is measured as the baseline, and every figure is also
 given as a ratio to it (``speedup`` = baseline p50 / this p50), so results hold on noisy machines
-(``timing``: rounds alternate the variants). Memory: see ``memory``.
+(``timing``: rounds alternate the variants). On the CPU the bundle's model is also timed under every
+other installed runtime that reads it, each in a process of its own (``variants.ForeignRuntime``), so
+no runtime's thread pool disturbs another's. Memory: see ``memory``.
 
 Steps (``run.run_bench``): check options -> read manifest -> memory, one variant loaded at a time ->
 timing, all loaded -> ratios -> report (``report``). Rendering the table and the plot is

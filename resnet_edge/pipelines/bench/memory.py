@@ -84,7 +84,7 @@ def measure_memory(
     makers: Iterable[Callable[[], Variant | None]], batch_sizes: Iterable[int], shape: tuple[int, ...], cuda: bool, host: HostMemory
 ) -> MemoryFigures:
     """Load one variant at a time, run it at every batch size, and record what it added (a maker that
-    returns None, a runtime that cannot read the model, is left out)."""
+    returns None, another runtime that cannot read the model, is left out)."""
     figures: MemoryFigures = {}
     for make in makers:
         gc.collect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from functools import partial
 from typing import Callable
 
@@ -20,7 +21,7 @@ from .options import BenchOptions, BenchResult, check_options
 from .profile import profile_section
 from .report import add_ratios, build_report, result_entry
 from .timing import time_rounds, warm_up
-from .variants import Variant, bundle_variant, eager_variant, example_batch, runtime_makers
+from .variants import ForeignRuntime, Variant, bundle_variant, eager_variant, example_batch, foreign_runtimes
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,20 @@ def _run(options: BenchOptions) -> BenchResult:
     cuda = _use_cuda(options.device, manifest)
     shape = tuple(manifest["input"]["shape"][1:])
     makers = _variant_makers(options, manifest, cuda)
+    foreign = foreign_runtimes(options.bundle, manifest) if options.runtimes and not cuda else []
     host = HostMemory()
     # Phase 1: memory, one variant loaded at a time.
-    memory = measure_memory(makers, options.batch_sizes, shape, cuda, host) if options.memory else {}
-    # Phase 2: timing, every variant loaded, rounds alternating between them.
-    variants = _load_variants(makers, options.cuda_graphs, cuda, shape)
-    log.info(
-        "benchmarking %s at batch sizes %s (%d warm-up, %d timed iterations each, %d thread(s))",
-        ", ".join(v.name for v in variants), ", ".join(map(str, options.batch_sizes)),
-        options.warmup, options.iters, torch.get_num_threads(),
-    )  # fmt: skip
-    results, failed = _measure(variants, options, shape, cuda, memory, host.kind)
+    memory = measure_memory(makers + [runtime.load for runtime in foreign], options.batch_sizes, shape, cuda, host) if options.memory else {}
+    # Phase 2: timing, every variant loaded, rounds alternating between them; other runtimes each in a process of its own.
+    failed: dict[str, str] = {}
+    with ExitStack() as workers:
+        variants = _load_variants(makers, options.cuda_graphs, cuda, shape) + _start_foreign(foreign, workers, failed)
+        log.info(
+            "benchmarking %s at batch sizes %s (%d warm-up, %d timed iterations each, %d thread(s))",
+            ", ".join(v.name for v in variants), ", ".join(map(str, options.batch_sizes)),
+            options.warmup, options.iters, torch.get_num_threads(),
+        )  # fmt: skip
+        results = _measure(variants, options, shape, cuda, memory, host.kind, failed)
     finish_conditions(conditions)
     add_ratios(results)
     report = build_report(options, manifest, cuda, results, failed, started)
@@ -79,21 +83,19 @@ def _use_cuda(requested: str, manifest: dict) -> bool:
     return manifest.get("target") != "cpu" or (manifest.get("requires") or {}).get("device") == "cuda"
 
 
-def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[Callable[[], Variant | None]]:
-    """Loaders of the variants, baseline first; each call loads a fresh one (memory is measured per load),
-    or None for a runtime that cannot read the model."""
-    makers: list[Callable[[], Variant | None]] = []
+def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[Callable[[], Variant]]:
+    """Loaders of the variants timed in this process, baseline first; each call loads a fresh one (memory
+    is measured per load)."""
+    makers: list[Callable[[], Variant]] = []
     if options.baseline:
         device = resolve_device(options.device) if cuda else torch.device("cpu")
         makers.append(partial(eager_variant, manifest, device))
     makers.append(lambda: bundle_variant(load_bundle(options.bundle, device=options.device)))
-    if options.runtimes and not cuda:  # the same model under the other CPU runtimes installed
-        makers += runtime_makers(options.bundle, manifest)
     return makers
 
 
-def _load_variants(makers: list[Callable[[], Variant | None]], cuda_graphs: bool, cuda: bool, shape: tuple[int, ...]) -> list[Variant]:
-    variants = [variant for variant in (make() for make in makers) if variant is not None]
+def _load_variants(makers: list[Callable[[], Variant]], cuda_graphs: bool, cuda: bool, shape: tuple[int, ...]) -> list[Variant]:
+    variants = [make() for make in makers]
     if cuda_graphs:
         if not cuda:
             log.info("note: --cuda-graphs needs a CUDA GPU; measuring without")
@@ -102,16 +104,29 @@ def _load_variants(makers: list[Callable[[], Variant | None]], cuda_graphs: bool
     return variants
 
 
-def _measure(
-    variants: list[Variant], options: BenchOptions, shape: tuple[int, ...], cuda: bool, memory: MemoryFigures, memory_kind: str
-) -> tuple[list[dict], dict[str, str]]:
-    """One report entry per variant that runs, at every batch size; and the variants left out, with why."""
+def _start_foreign(foreign: list[ForeignRuntime], workers: ExitStack, failed: dict[str, str]) -> list[Variant]:
+    """The other runtimes' variants, each built in a process of its own (started together, closed with
+    ``workers``); one whose runtime cannot read the model is left out, one that fails to load is in ``failed``."""
+    started = [runtime.start(torch.get_num_threads()) for runtime in foreign]
+    variants = []
+    for variant, runner in started:
+        workers.callback(runner.close)
+        if runner.wait_ready():
+            variants.append(variant)
+        elif runner.status == "error":
+            failed[variant.name] = runner.reason
+            log.warning("%s failed to load and is left out: %s", variant.name, runner.reason)
+    return variants
+
+
+def _measure(variants: list[Variant], options: BenchOptions, shape: tuple[int, ...], cuda: bool, memory: MemoryFigures,
+             memory_kind: str, failed: dict[str, str]) -> list[dict]:
+    """One report entry per variant that runs, at every batch size; the variants left out go to ``failed``, with why."""
     results: list[dict] = []
-    failed: dict[str, str] = {}
     for size in options.batch_sizes:
         batch = example_batch(size, shape)
         active = warm_up(variants, batch, options.warmup, failed)
         wall, gpu = time_rounds(active, batch, options.iters, options.rounds, cuda)
         results += [{**result_entry(v, size, wall[v.name], gpu[v.name], memory, memory_kind), "cv": coefficient_of_variation(wall[v.name])}
                     for v in active]
-    return results, failed
+    return results

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ...backends import Backend, backend_availability, get_backend, list_backends
+from ...backends import Backend, BatchSpec, backend_availability, get_backend, list_backends
 from ...bundle import Bundle
+from ...core.process_timing import ProcessRunner
 from ...models import create_model
 from .options import BASELINE_VARIANT
 
@@ -63,30 +63,55 @@ def bundle_variant(loaded: Bundle) -> Variant:
     )
 
 
-def _runtime_variant(backend: Backend, path: Path, manifest: dict) -> Variant | None:
-    """The bundle's model under ``backend`` (not the bundle's own), or None when it cannot read it."""
-    predictor = backend.foreign_predictor(path, manifest)
-    if predictor is None:
-        return None
-    runner = Bundle(path, manifest, backend, predictor)
+def _runtime_variant(backend: Backend, manifest: dict, run: Callable[[torch.Tensor], torch.Tensor]) -> Variant:
+    """The variant that runs the bundle's model under ``backend`` (not the bundle's own) through ``run``."""
+    batch = BatchSpec.from_dict(manifest["input"]["batch"])
     return Variant(
         f"{backend.name}-{manifest['precision']}-of-{manifest['backend']}",
-        f"the bundle's {manifest['backend']} model run by {backend.display_name or backend.name} on the CPU",
+        f"the bundle's {manifest['backend']} model run by {backend.display_name or backend.name} on the CPU, in its own process",
         "cpu",
-        runner.predict,
+        run,
         None,
-        (runner.batch.min, runner.batch.max),
+        (batch.min, batch.max),
     )
 
 
-def runtime_makers(path: Path, manifest: dict) -> list[Callable[[], Variant | None]]:
-    """Loaders of the bundle's model under every *other* installed CPU runtime (e.g. an ONNX Runtime
-    bundle's ``model.onnx`` under OpenVINO), each runtime with its own thread pool, through the same
-    padding and splitting as the bundle. Variants are named ``<runtime>-<precision>-of-<backend>``.
+def _foreign_run(backend: Backend, path: Path, manifest: dict) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``Bundle.predict`` of the bundle's model under ``backend``, or None when that runtime cannot read it."""
+    predictor = backend.foreign_predictor(path, manifest)
+    return None if predictor is None else Bundle(path, manifest, backend, predictor).predict
 
-    Listing them loads nothing: a runtime says whether it reads the model only by loading it
-    (``foreign_predictor``), so each loader returns None when it cannot, and callers leave that one out.
-    """
+
+def foreign_runner(recipe: dict) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What a worker process runs (``core.process_timing``): the bundle's model under ``recipe["backend"]``."""
+    return _foreign_run(get_backend(recipe["backend"]), Path(recipe["path"]), recipe["manifest"])
+
+
+@dataclass(frozen=True)
+class ForeignRuntime:
+    """The bundle's model under another installed CPU runtime (e.g. an ONNX Runtime bundle's
+    ``model.onnx`` under OpenVINO), through the same padding and splitting as the bundle, named
+    ``<runtime>-<precision>-of-<backend>``. ``load`` builds it in this process (the memory phase,
+    one variant at a time); ``start`` builds it in a process of its own for the timing, so no runtime's
+    thread pool competes with another's. A runtime says whether it reads the model only by loading it
+    (``foreign_predictor``): ``load`` then returns None, and ``start``'s runner reports ``unavailable``."""
+
+    backend: str
+    path: Path
+    manifest: dict
+
+    def load(self) -> Variant | None:
+        backend = get_backend(self.backend)
+        run = _foreign_run(backend, self.path, self.manifest)
+        return None if run is None else _runtime_variant(backend, self.manifest, run)
+
+    def start(self, threads: int) -> tuple[Variant, ProcessRunner]:
+        """Its variant, run by a ``ProcessRunner`` that is building it now (``wait_ready`` says how that went)."""
+        runner = ProcessRunner(foreign_runner, {"backend": self.backend, "path": str(self.path), "manifest": self.manifest}, threads)
+        return _runtime_variant(get_backend(self.backend), self.manifest, runner), runner
+
+
+def foreign_runtimes(path: Path, manifest: dict) -> list[ForeignRuntime]:
+    """Every *other* installed runtime that runs on the CPU; listing them loads nothing."""
     candidates = [name for name in list_backends() if name != manifest["backend"] and backend_availability(name)[0]]
-    backends = [get_backend(name) for name in candidates]
-    return [partial(_runtime_variant, backend, path, manifest) for backend in backends if "cpu" in backend.targets]
+    return [ForeignRuntime(name, Path(path), manifest) for name in candidates if "cpu" in get_backend(name).targets]
