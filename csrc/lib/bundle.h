@@ -56,8 +56,9 @@ std::string read_file_bytes(const std::string& path);
 // from then on); Error when read_bundle did not read it.
 std::string take_file(BundleInfo& info, const std::string& name);
 
-// Every listed file present and, with `verify`, matching its sha256; the artifacts and labels.txt
-// (and `extra` names) kept in info.contents. bundle_files.cpp.
+// Every listed name inside the bundle (no '..', absolute path, '\\', ':' or NUL; no symlink out of
+// the directory), every listed file present and, with `verify`, matching its sha256; the artifacts
+// and labels.txt (and `extra` names) kept in info.contents. bundle_files.cpp.
 void read_and_check_files(BundleInfo& info, const std::string& where, bool verify,
                           const std::vector<std::string>& extra);
 

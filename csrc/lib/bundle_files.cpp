@@ -20,18 +20,50 @@ namespace {
 
 [[noreturn]] void fail(const std::string& message) { throw Error(message); }
 
-// A listed name that is absolute or climbs out of the bundle directory.
-bool escapes(const std::string& name) {
-  const fs::path path(name);
-  if (name.empty() || path.is_absolute()) {
+// The containment rule (docs/bundle-manifest.md; resnet_edge/bundle/containment.py applies the same
+// one with the same messages): a listed name is a relative, '/'-separated path with no empty, "." or
+// ".." part and none of '\\', ':' or NUL (a Windows separator, a drive letter, the end of a C path).
+bool leaves_bundle(const std::string& name) {
+  if (name.find_first_of(std::string("\\:\0", 3)) != std::string::npos) {
     return true;
   }
-  for (const auto& part : path) {
-    if (part == "..") {
+  size_t start = 0;
+  while (true) {
+    const size_t end = name.find('/', start);
+    const std::string part = name.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (part.empty() || part == "." || part == "..") {
       return true;
     }
+    if (end == std::string::npos) {
+      return false;
+    }
+    start = end + 1;
   }
-  return false;
+}
+
+// Where `dir / name` resolves when a symlink takes it outside `dir`, or "" when it stays inside (a
+// missing file, or one that cannot be resolved, is reported as missing when it is read).
+std::string escaping_target(const std::string& dir, const std::string& name) {
+  std::error_code root_error, target_error;
+  const fs::path root = fs::weakly_canonical(dir, root_error);
+  const fs::path target = fs::weakly_canonical(fs::path(dir) / name, target_error);
+  if (root_error || target_error) {
+    return "";
+  }
+  const fs::path relative = target.lexically_relative(root);
+  return !relative.empty() && *relative.begin() != ".." ? "" : target.string();
+}
+
+// Refuse a name that leaves the bundle, by its spelling or through a symlink: a bundle is copied
+// between machines and must carry every file it names.
+void check_contained(const BundleInfo& info, const std::string& where, const std::string& name) {
+  if (leaves_bundle(name)) {
+    fail(where + ": file name " + json(name).dump() + " leaves the bundle directory; rebuild the bundle");
+  }
+  if (const std::string target = escaping_target(info.dir, name); !target.empty()) {
+    fail("bundle " + info.dir + ": " + name + " is a symlink that leaves the bundle (to " + target +
+         "); a copied bundle would break: copy the file in");
+  }
 }
 
 }  // namespace
@@ -94,17 +126,20 @@ void read_and_check_files(BundleInfo& info, const std::string& where, bool verif
   std::set<std::string> keep = {"labels.txt"};
   for (const auto& [role, name] : info.artifacts) {
     if (files.find(name) == files.end()) {
-      fail(where + ": artifact " + name + " (" + role + ") is not listed in files; rebuild the bundle");
+      fail(where + ": artifact " + json(name).dump() + " (" + role + ") is not listed in files; rebuild the bundle");
     }
     keep.insert(name);
   }
   keep.insert(extra.begin(), extra.end());
+  for (const auto& entry : files) {  // every listed name, hashes checked or not
+    check_contained(info, where, entry.first);
+  }
+  for (const std::string& name : keep) {
+    check_contained(info, where, name);
+  }
   std::error_code ec;
   auto read = [&](const std::string& name) {
     const fs::path file = fs::path(info.dir) / name;
-    if (escapes(name)) {
-      fail(where + ": file name '" + name + "' leaves the bundle directory; rebuild the bundle");
-    }
     if (!fs::is_regular_file(file, ec)) {
       fail("bundle " + info.dir + " is incomplete: " + name + " is missing; rebuild or re-copy it");
     }

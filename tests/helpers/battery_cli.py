@@ -18,6 +18,8 @@ REBUILD = "rebuild the bundle (resnet-edge compile) or re-copy it"
 FIX_CKPT = "pass a checkpoint written by resnet-edge train, or re-create it"
 FIX_CALIB = "re-create the set with resnet-edge calibset"
 FIX_IMAGE = "remove or replace the image named"
+FIX_LEAVES = "a bundle carries its files: put the file back in the bundle and list it by its name there, or rebuild the bundle"
+FIX_SYMLINK = "replace the symlink with the file itself (cp --remove-destination TARGET LINK), or rebuild the bundle"
 FIX_SPACE = "free disk space or raise the file-size limit (ulimit -f), or choose another --out; the old file is kept"
 
 
@@ -65,7 +67,7 @@ CASES = [
        r"^error: cannot write .*last.pth: File too large", FIX_SPACE, [("{run}/last.pth", U), ("{run}/best.pth", U)], setup="earlier_run",
        subprocess=True, ulimit_fsize=200_000),
     _c("train-out-not-writable", ["train", "--arch", "resnet20", "--data", "shapes:48", "--out", "{ro}/run"], 2, r"--out .*run/last.pth: cannot write to .*ro",
-       "choose an --out you may write", [("{ro}/run", A)], setup="read_only_dir", subprocess=True, as_nobody=True),
+       "choose an --out you may write", [("{ro}/run", A)], setup="read_only_dir", subprocess=True, unprivileged=True),
     # ---------------------------------------------------------------- calibset
     _c("calibset-missing-out", ["calibset", "--data", "shapes:48", "--count", "4"], 2, r"^error: Missing option '--out'", "pass --out calibration/NAME.json"),
     _c("calibset-count-and-per-class", ["calibset", "--data", "shapes:48", "--count", "4", "--per-class", "1", "--out", "{tmp}/s.json"], 2, r"pass exactly one of --per-class K or --count N",
@@ -144,7 +146,7 @@ CASES = [
     _c("compile-tmpfs-full", [*FP32_RANDOM, "--out", "{small}/b"], 1, r"^error: cannot write .*: No space left on device", FIX_SPACE, [("{small}/b", A)],
        setup="small_tmpfs", subprocess=True, progress=True),
     _c("compile-out-not-writable", [*FP32_RANDOM, "--out", "{ro}/b"], 2, r"b: cannot write to .*ro \(permission denied\)", "choose an --out you may write",
-       [("{ro}/b", A)], setup="read_only_dir", subprocess=True, as_nobody=True, progress=True),
+       [("{ro}/b", A)], setup="read_only_dir", subprocess=True, unprivileged=True, progress=True),
     _c("compile-race", [*FP32_RANDOM, "--out", "{out}"], 2, r"already exists; pass --force", "another compile wrote --out first: use its bundle or pass --force",
        setup="race", subprocess=True, progress=True),
     # ---------------------------------------------------------------- validate (and any command that loads a bundle)
@@ -160,6 +162,13 @@ CASES = [
        setup="manifest_newer"),
     _c("validate-artifact-tampered", ["validate", "{bundle}", "--data", "shapes:48"], 1, r"model.onnx does not match its sha256", REBUILD, setup="artifact_tampered"),
     _c("validate-artifact-missing", ["validate", "{bundle}", "--data", "shapes:48"], 1, r"is incomplete: model.onnx is missing", REBUILD, setup="artifact_missing"),
+    _c("validate-artifact-outside", ["validate", "{bundle}", "--data", "shapes:48"], 1, r'file name "\.\./outside/model\.onnx" leaves the bundle directory', FIX_LEAVES,
+       setup="artifact_outside"),
+    _c("validate-artifact-absolute", ["validate", "{bundle}", "--data", "shapes:48"], 1, r'file name "/\S*/model\.onnx" leaves the bundle directory', FIX_LEAVES,
+       setup="artifact_absolute"),
+    _c("validate-artifact-symlink-outside", ["validate", "{bundle}", "--data", "shapes:48"], 1,
+       r"model\.onnx is a symlink that leaves the bundle \(to \S*/outside/model\.onnx\); a copied bundle would break: copy the file in", FIX_SYMLINK,
+       setup="artifact_symlink_outside"),
     _c("validate-bundle-changed-while-loading", ["validate", "{bundle}", "--data", "shapes:48"], 1, r"changed while it was being loaded",
        "load it again once the copy or rebuild is complete", setup="changed_while_loading"),
     _c("validate-report-is-dir", ["validate", "{bundle}", "--data", "shapes:48", "--report", "{tmp}"], 2, r"^error: Invalid value for '--report': .* is a directory", "pass a file name"),

@@ -17,6 +17,8 @@ def _case(id: str, argv: tuple[str, ...], exit_code: int, stderr: str, outputs: 
 
 
 REBUILD = "Rebuild the bundle with `resnet-edge compile --out DIR`, or copy it again from where it was built."
+LEAVES = ("A bundle carries every file it names, by a relative name inside it (no `..`, absolute path, `\\`, `:` or NUL): "
+          "put the file back in the bundle and name it there, or rebuild the bundle. Python refuses it too.")
 BAD = ("{bundle}", "--source", "{image}", "--save-input", "{out}")
 
 BATTERY: list[Case] = [
@@ -41,6 +43,16 @@ BATTERY: list[Case] = [
          setup="append-to-labels"),
     _case("missing-artifact", BAD, 1, r"is incomplete: model\.pt is missing", (("{out}", ABSENT),), REBUILD,
          setup="remove-model"),
+    _case("artifact-outside", BAD, 1, r'file name "\.\./outside/model\.pt" leaves the bundle directory', (("{out}", ABSENT),),
+         LEAVES, setup="model-named-outside"),
+    _case("artifact-absolute", BAD, 1, r'file name "/\S*/model\.pt" leaves the bundle directory', (("{out}", ABSENT),),
+         LEAVES, setup="model-named-absolute"),
+    _case("artifact-name-nul", BAD, 1, r'file name "model\.pt\\u0000\.txt" leaves the bundle directory', (("{out}", ABSENT),),
+         LEAVES, setup="model-name-nul"),
+    _case("artifact-symlink-outside", BAD, 1,
+         r"model\.pt is a symlink that leaves the bundle \(to \S*/outside/model\.pt\); a copied bundle would break: copy the file in",
+         (("{out}", ABSENT),), "Replace the symlink with the file itself (`cp --remove-destination TARGET LINK`): a copied bundle "
+         "must carry its files. Python refuses it too.", setup="model-symlinked-outside"),
     _case("unsupported-backend", BAD, 1, r"onnxruntime bundle, which the C\+\+ Classifier does not run", (("{out}", ABSENT),),
          "Compile a bundle for the C++ app: `resnet-edge compile --backend torchscript` (or openvino, tensorrt where built in).",
          setup="backend-onnxruntime"),
@@ -71,7 +83,7 @@ BATTERY: list[Case] = [
     _case("unreadable-image", ("{bundle}", "--source", "{tmp}/secret.png"), 1,
          r"cannot read image .*secret\.png \(Permission denied\)", (),
          "The app's user may not read the image: fix its permissions (chmod a+r) or run as its owner.",
-         setup="unreadable-png", as_nobody=True),
+         setup="unreadable-png", unprivileged=True),
     _case("top-k-zero", ("{bundle}", "--source", "{image}", "--top-k", "0"), 2, r"--top-k takes an integer >= 1, got '0'", (),
          "Give --top-k a positive integer."),
     _case("batch-negative", ("{bundle}", "--source", "{image}", "--batch", "-1"), 2, r"--batch takes an integer >= 1, got '-1'",
@@ -85,7 +97,7 @@ BATTERY: list[Case] = [
     _case("save-input-unwritable", ("{bundle}", "--source", "{image}", "--save-input", "{out}"), 2,
          r"--save-input .*out is not writable \(.*Permission denied\)", (("{out}", UNCHANGED),),
          "Pick a --save-input directory the app's user may write, or fix its permissions.",
-         setup="readonly-out", as_nobody=True),
+         setup="readonly-out", unprivileged=True),
     _case("save-input-under-a-file", ("{bundle}", "--source", "{image}", "--save-input", "{tmp}/file/out"), 2,
          r"--save-input .* is not a directory that can be created", (("{tmp}/file", UNCHANGED),),
          "--save-input names a path inside a file: pick a directory path.", setup="plain-file"),
