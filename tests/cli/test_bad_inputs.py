@@ -3,13 +3,14 @@ failing machine would feed it. One table, ``CASES`` (tests/helpers/battery_cli.p
 stderr line, and the state of its outputs afterwards (tests/helpers/battery.py has the format and the
 checks; docs/errors.md is rendered from this table by scripts/errors_doc.py).
 
-Plain usage errors run in-process (CliRunner); signals, file-size limits, other users and races need
+Plain usage errors run in-process (CliRunner); signals, file-size limits, dropped privileges and races need
 a real process and run as ``python -m resnet_edge``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import resource
@@ -18,7 +19,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import zlib
 from pathlib import Path
@@ -31,11 +31,11 @@ from PIL import Image
 from helpers import curves_runs
 from helpers.battery import ABSENT, UNCHANGED, Case, Outcome, check_outputs, check_stderr, fill, snapshot
 from helpers.battery_cli import CASES, ORT, A
+from helpers.unprivileged import python_needs, unprivileged_prefix
 from resnet_edge.backends import get_backend
 from resnet_edge.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # ============================================================================================ setups
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG that claims ``width`` x ``height`` (a decompression bomb as far as the header goes)."""
@@ -147,6 +147,25 @@ def _artifact_tampered(paths, **_):
     model.write_bytes(bytes(data))
 
 
+def _artifact_moved_out(link: bool = False, absolute: bool = False):
+    """model.onnx moved to {tmp}/outside, hashes intact: left behind as a symlink, or named there by
+    a relative or absolute path in the manifest."""
+    def setup(paths, **_):
+        bundle_dir, outside = Path(paths["bundle"]), Path(paths["tmp"]) / "outside" / "model.onnx"
+        outside.parent.mkdir()
+        (bundle_dir / "model.onnx").rename(outside)
+        if link:
+            (bundle_dir / "model.onnx").symlink_to(outside)
+            return
+        name = str(outside) if absolute else os.path.relpath(outside, bundle_dir)
+        manifest = json.loads((bundle_dir / "manifest.json").read_text())
+        manifest["files"][name] = manifest["files"].pop("model.onnx")
+        manifest["artifacts"]["model"] = name
+        (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+
+    return setup
+
+
 def _changed_while_loading(paths, monkeypatch, **_):
     """Between the hash check and the backend's load, the artifact is rewritten (a copy in progress)."""
     backend_type = type(get_backend("onnxruntime"))
@@ -160,14 +179,8 @@ def _changed_while_loading(paths, monkeypatch, **_):
 
 
 def _read_only_dir(paths, **_):
-    # pytest's tmp_path sits under a private (0700) directory uid 65534 cannot even traverse.
-    shared = Path(tempfile.mkdtemp(prefix="resnet-edge-battery-"))
-    shared.chmod(0o755)
-    (shared / "home").mkdir()
-    (shared / "home").chmod(0o777)
-    (shared / "ro").mkdir()
-    (shared / "ro").chmod(0o755)  # root's; uid 65534 may not write it
-    paths.update(ro=str(shared / "ro"), home=str(shared / "home"), _remove=str(shared))
+    Path(paths["ro"]).mkdir()
+    Path(paths["ro"]).chmod(0o555)  # binds its owner too, once root's capabilities are dropped
 
 
 def _small_tmpfs(paths, **_):
@@ -230,6 +243,9 @@ SETUPS = {
     "artifact_tampered": _artifact_tampered,
     "artifact_missing": lambda paths, **_: (Path(paths["bundle"]) / "model.onnx").unlink(),
     "changed_while_loading": _changed_while_loading,
+    "artifact_outside": _artifact_moved_out(),
+    "artifact_absolute": _artifact_moved_out(absolute=True),
+    "artifact_symlink_outside": _artifact_moved_out(link=True),
     "read_only_dir": _read_only_dir,
     "small_tmpfs": _small_tmpfs,
     "old_report": _old_report,
@@ -272,24 +288,17 @@ def _preexec(case: Case):
 
 
 def _command(case: Case, argv: list[str]) -> list[str]:
-    prefix = NOBODY if case.as_nobody else []
+    prefix = unprivileged_prefix(python_needs(ROOT)) if case.unprivileged else []
     return [*prefix, sys.executable, "-m", "resnet_edge", *argv]
 
 
-def _environment(case: Case, paths: dict) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    if case.as_nobody:
-        env["HOME"] = paths["home"]
-    return env
-
-
-def _cwd(case: Case, paths: dict) -> str:
-    return paths["home"] if case.as_nobody else paths["tmp"]
+def _environment() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _run_with_signal(case: Case, argv: list[str], paths: dict) -> Outcome:
     process = subprocess.Popen(_command(case, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_environment(case, paths), cwd=_cwd(case, paths), preexec_fn=_preexec(case))
+                               env=_environment(), cwd=paths["tmp"], preexec_fn=_preexec(case))
     streams = {"stdout": [], "stderr": []}
     seen = threading.Event()
 
@@ -320,14 +329,14 @@ def _run_subprocess(case: Case, argv: list[str], paths: dict) -> Outcome:
     if case.signal is not None:
         return _run_with_signal(case, argv, paths)
     result = subprocess.run(_command(case, argv), capture_output=True, text=True, timeout=case.timeout,
-                            env=_environment(case, paths), cwd=_cwd(case, paths), preexec_fn=_preexec(case))
+                            env=_environment(), cwd=paths["tmp"], preexec_fn=_preexec(case))
     return Outcome(result.returncode, result.stderr, result.stdout)
 
 
 def _run_race(case: Case, argv: list[str], paths: dict) -> Outcome:
     """Two compiles to the same --out: one builds the bundle, the other is the case's outcome."""
     runs = [subprocess.Popen(_command(case, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=_environment(case, paths), cwd=paths["tmp"]) for _ in range(2)]
+                             env=_environment(), cwd=paths["tmp"]) for _ in range(2)]
     outcomes = []
     for run in runs:
         stdout, stderr = run.communicate(timeout=case.timeout)
@@ -354,7 +363,6 @@ def shared_bundle(tmp_path_factory, trained_resnet20_checkpoint) -> Path:
 
 @pytest.fixture
 def battery_paths(tmp_path, request) -> dict:
-    tmp_path.chmod(0o755)  # uid 65534 must reach the read-only directory below it
     return {
         "tmp": str(tmp_path), "out": str(tmp_path / "out"), "run": str(tmp_path / "run"), "file": str(tmp_path / "file"),
         "data": str(tmp_path / "data"), "set": str(tmp_path / "set.json"), "bundle": str(tmp_path / "bundle"),
@@ -371,8 +379,6 @@ def _uses(case: Case, name: str) -> bool:
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=False)] if c.xfail else []) for c in CASES])
 def test_bad_input(case: Case, battery_paths, monkeypatch, request):
     paths = battery_paths
-    if case.as_nobody and (os.geteuid() != 0 or shutil.which("setpriv") is None):
-        pytest.skip("running as another user needs root and setpriv")
     ckpt = None
     if _uses(case, "ckpt") or case.setup in ("earlier_run", "damaged_run") or (case.setup or "").startswith("ckpt_"):
         ckpt = request.getfixturevalue("trained_resnet20_checkpoint")
@@ -396,8 +402,6 @@ def test_bad_input(case: Case, battery_paths, monkeypatch, request):
     finally:
         if "_unmount" in paths:
             subprocess.run(["umount", paths["_unmount"]], check=False)
-        if "_remove" in paths:
-            shutil.rmtree(paths["_remove"], ignore_errors=True)
 
 
 def test_battery_size_and_ids():

@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from PIL import Image
 from helpers.battery import ABSENT, UNCHANGED, Case, fill, leftovers, snapshot
 from helpers.battery_cpp import BATTERY
 from helpers.cpp_bundles import TORCHSCRIPT_FP32, compile_bundle
+from helpers.private_checkout import assert_all_passed, nested_pytest, run_from_private_parent
+from helpers.unprivileged import unprivileged_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 INFER = REPO / "build" / "cpp" / "resnet-edge-infer"
@@ -128,6 +131,29 @@ def _remove(name: str) -> Callable[[Path, Path], None]:
     return setup
 
 
+def _model_moved_out(link: bool = False, absolute: bool = False) -> Callable[[Path, Path], None]:
+    """model.pt moved to {tmp}/outside, hashes intact: left behind as a symlink, or named there by a
+    relative or absolute path in the manifest."""
+    def setup(tmp: Path, bundle: Path) -> None:
+        outside = tmp / "outside" / "model.pt"
+        outside.parent.mkdir()
+        (bundle / "model.pt").rename(outside)
+        if link:
+            (bundle / "model.pt").symlink_to(outside)
+        else:
+            _rename_model(bundle, str(outside) if absolute else os.path.relpath(outside, bundle))
+
+    return setup
+
+
+def _rename_model(bundle: Path, name: str) -> None:
+    """The manifest names model.pt ``name`` (in files and artifacts), with the same sha256."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][name] = manifest["files"].pop("model.pt")
+    manifest["artifacts"]["model"] = name
+    _edit_manifest(bundle, json.dumps(manifest))
+
+
 def _images_dir(tmp: Path, _bundle: Path) -> None:
     (tmp / "images").mkdir()
     for i in range(4):
@@ -144,6 +170,10 @@ SETUPS: dict[str, Callable[[Path, Path], None]] = {
     "append-to-labels": _append_byte("labels.txt"),
     "remove-model": _remove("model.pt"),
     "backend-onnxruntime": _set_manifest(backend="onnxruntime"),
+    "model-named-outside": _model_moved_out(),
+    "model-named-absolute": _model_moved_out(absolute=True),
+    "model-symlinked-outside": _model_moved_out(link=True),
+    "model-name-nul": lambda tmp, b: _rename_model(b, "model.pt\0.txt"),  # a C path ends at the NUL: model.pt
     "truncated-png": _truncated_png,
     "truncated-jpeg": _truncated_jpeg,
     "bomb-png": _bomb_png,
@@ -175,22 +205,13 @@ def small_bundle(cpp_build, tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def scratch():
-    """A scratch directory that the unprivileged user of non-root cases can enter too."""
+    """A scratch directory, removed with what the cases made read-only in it."""
     path = Path(tempfile.mkdtemp(prefix="re-cpp-bad-"))
-    path.chmod(0o755)
     yield path
     for p in [path, *path.rglob("*")]:
         if p.is_dir() and not p.is_symlink():
             p.chmod(0o755)
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _as_nobody() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("needs setpriv to run as an unprivileged user")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def _run(case: Case, command: list[str]) -> subprocess.CompletedProcess:
@@ -218,11 +239,9 @@ def test_bad_input(small_bundle, scratch, case: Case):
     if case.setup is not None:
         bundle = scratch / "bundle"
         shutil.copytree(small_bundle, bundle)
-        for path in [bundle, *bundle.iterdir()]:  # readable by the unprivileged user of as_nobody cases
-            path.chmod(0o755 if path.is_dir() else 0o644)
         SETUPS[case.setup](scratch, bundle)
     paths = {"bundle": str(bundle), "image": str(_png(scratch / "good.png")), "tmp": str(scratch), "out": str(scratch / "out")}
-    prefix = _as_nobody() if case.as_nobody else []
+    prefix = unprivileged_prefix([INFER, Path(sys.prefix)]) if case.unprivileged else []  # the app and its libtorch
     before = {name: snapshot(Path(name.format(**paths))) for name, state in case.outputs if state == UNCHANGED}
     result = _run(case, [*prefix, str(INFER), *fill(case.argv, paths)])
 
@@ -241,6 +260,16 @@ def test_bad_input(small_bundle, scratch, case: Case):
         frames = int(re.search(r"after (\d+) frame", lines[0]).group(1))
         assert frames == len(result.stdout.splitlines())
         _check_complete_npy(scratch / "out", frames)
+
+
+@pytest.mark.slow
+def test_the_unprivileged_cases_pass_from_a_private_checkout(cpp_build, tmp_path):
+    """The unreadable-image and unwritable --save-input cases with the checkout in a 0700 directory
+    (helpers/private_checkout.py): they measure the app, not the directory's mode (issue 24)."""
+    ids = [f"tests/cpp/test_cpp_bad_inputs.py::test_bad_input[{case.id}]" for case in BATTERY if case.unprivileged]
+    assert len(ids) >= 2
+    result = run_from_private_parent(REPO, nested_pytest(ids, tmp_path / "nested"), timeout=1500)
+    assert_all_passed(result, len(ids))
 
 
 def test_the_table_is_complete():

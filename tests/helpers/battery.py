@@ -36,7 +36,7 @@ class Case:
     signal: int | None = None  # send this signal once ``signal_when`` appears on stderr
     signal_when: str | None = None  # regex of a stderr line that marks "past start-up"
     ulimit_fsize: int | None = None  # RLIMIT_FSIZE in bytes (a full disk without a mount)
-    as_nobody: bool = False  # run as uid/gid 65534 (an output directory it may not write)
+    unprivileged: bool = False  # run without privileges (a file it may not read, a directory it may not write): helpers/unprivileged.py
     subprocess: bool = False  # a real process: signals, limits and users need one
     progress: bool = False  # other (non-error) lines may precede the error line
     xfail: str | None = None  # a known gap, with the issue that tracks it
