@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # Inductor's "output_code" artifact logger in codecache (not propagated to torch's handlers).
 _OUTPUT_CODE_LOGGER = "torch._inductor.codecache.__output_code"
 _LOWERED = "AOT wrapper code written to"
+_CPP_EXTENSION_LOGGER = "torch.utils.cpp_extension"
 
 
 def inductor_settings(device: torch.device) -> dict:
@@ -80,17 +81,23 @@ class _PhaseWatch(logging.Handler):
 
 
 @contextlib.contextmanager
-def _watch_phases(cxx: str) -> Iterator[_PhaseWatch]:
+def _watch_phases(cxx: str, device: torch.device) -> Iterator[_PhaseWatch]:
     logger = logging.getLogger(_OUTPUT_CODE_LOGGER)
+    # On the CPU, torch.utils.cpp_extension warns "No CUDA runtime is found" while Inductor collects
+    # its compile flags: true of this host and irrelevant to a CPU package, so not shown.
+    extension = logging.getLogger(_CPP_EXTENSION_LOGGER)
     watch = _PhaseWatch(cxx)
-    level = logger.level
+    levels = logger.level, extension.level
     logger.addHandler(watch)
     logger.setLevel(logging.INFO)
+    if device.type == "cpu":
+        extension.setLevel(logging.ERROR)
     try:
         yield watch
     finally:
         logger.removeHandler(watch)
-        logger.setLevel(level)
+        logger.setLevel(levels[0])
+        extension.setLevel(levels[1])
 
 
 def compile_package(program: torch.export.ExportedProgram, package: Path, device: torch.device, cxx: str) -> dict:
@@ -113,7 +120,7 @@ def compile_package(program: torch.export.ExportedProgram, package: Path, device
         return {"cache": "hit", "key": key, "inductor": settings}
     started = time.monotonic()
     log.info(f"aoti: lowering the graph with Inductor for {device.type} ({settings['compile_threads']} compile threads)")
-    with _watch_phases(cxx) as watch:
+    with _watch_phases(cxx, device) as watch:
         torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=dict(settings))
     finished = time.monotonic()
     cpp_started = watch.cpp_started or finished
