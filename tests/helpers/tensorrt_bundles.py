@@ -50,6 +50,7 @@ def tensorrt_int8_bundle(out: Path) -> tuple[Path, dict, torch.nn.Module]:
     save_quantized(quantized, out / MODELOPT_FILE)
     manifest = tensorrt_int8_manifest()
     (out / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
-    manifest["files"] = {name: file_sha256(out / name) for name in (MODELOPT_FILE, "labels.txt")}
+    (out / "model.engine").write_bytes(b"engine placeholder")  # built on a GPU; listed, as a reader requires of every artifact
+    manifest["files"] = {name: file_sha256(out / name) for name in ("model.engine", MODELOPT_FILE, "labels.txt")}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out, manifest, quantized
