@@ -252,3 +252,39 @@ def test_half_precision_packages_on_the_gpu(tmp_path, monkeypatch, precision):
     got = predictor(images)
     assert got.dtype == torch.float32 and predictor.device.type == "cuda"
     assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+
+
+def test_tensorrt_save_signature_of_2_14_is_recognised():
+    """torch-tensorrt 2.14's ``save`` signature (from its wheel's _compile.py) offers aot_inductor; older ones do not."""
+    from typing import Any, Literal, Optional
+
+    from resnet_edge.backends.tensorrt.aoti_package import _keywords, save_supports_aoti
+
+    def save_2_14(module: Any, file_path: str = "", *, extra_files: Optional[dict] = None,
+                  output_format: Literal["exported_program", "torchscript", "aot_inductor", "executorch"] = "exported_program",
+                  retrace: bool = True, **kwargs: Any) -> None: ...
+
+    def save_2_7(module: Any, file_path: str = "", *, output_format: str = "exported_program", retrace: bool = False) -> None: ...
+
+    assert save_supports_aoti(save_2_14) and not save_supports_aoti(save_2_7)
+    assert _keywords(save_2_14)["output_format"] == "aot_inductor" and _keywords(save_2_14)["retrace"] is False
+
+
+def _tensorrt_reason() -> str | None:
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU"
+    return None if importlib.util.find_spec("torch_tensorrt") else "torch-tensorrt is not installed"
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(_tensorrt_reason() is not None, reason=f"needs torch-tensorrt and a CUDA GPU: {_tensorrt_reason()}")
+def test_tensorrt_bundles_carry_an_aoti_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    result = run_compile(tmp_path / "trt", ("--backend", "tensorrt", "--fp16", "--arch", "resnet20", "--random-weights",
+                                            "--dynamic-batch", "1:4:8"), tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "trt" / "manifest.json").read_text())
+    assert manifest["artifacts"]["aoti_package"] == "model.aoti.pt2" and "model.aoti.pt2" in manifest["files"]
+    assert manifest["tensorrt"]["save_check_max_rel_diff"]["aot_inductor"] < 1e-2
