@@ -5,6 +5,9 @@ toolkit of the ``nvcc`` on ``PATH``, or ``/usr/local/cuda``) and torch itself wa
 No GPU is needed to compile them. Environment knobs:
 
 * ``RESNET_EDGE_CUDA=0`` skips the CUDA kernels; ``=1`` fails the build when no toolkit is found.
+* ``RESNET_EDGE_CUDNN_GRAPH=0`` leaves out the cuDNN graph route of the CUDA kernels, which is built
+  whenever the cuDNN frontend headers are found (``CUDNN_FRONTEND_INCLUDE``, else the pinned
+  ``nvidia-cudnn-frontend`` wheel's).
 * ``TORCH_CUDA_ARCH_LIST`` overrides the GPU architectures (default ``DEFAULT_CUDA_ARCHS``).
 * ``MAX_JOBS`` bounds parallel compile jobs (torch's ``BuildExtension``).
 """
@@ -12,6 +15,7 @@ No GPU is needed to compile them. Environment knobs:
 from __future__ import annotations
 
 import glob
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -71,9 +75,38 @@ def _pip_nvidia_include_dirs() -> list[str]:
     ATen's CUDA headers include cuBLAS/cuSPARSE/cuSOLVER headers that a minimal toolkit (nvcc and
     cudart only) lacks; the wheels torch depends on ship them.
     """
+    return sorted(str(path) for root in _nvidia_roots() for path in Path(root).glob("*/include") if path.is_dir())
+
+
+def _nvidia_roots() -> list[str]:
+    """The ``nvidia`` namespace package's folders (where torch's nvidia-* wheels install)."""
     spec = importlib.util.find_spec("nvidia")
-    roots = spec.submodule_search_locations if spec is not None else None
-    return sorted(str(path) for root in roots or [] for path in Path(root).glob("*/include") if path.is_dir())
+    return list(spec.submodule_search_locations or []) if spec is not None else []
+
+
+def _cudnn_frontend_include_dir() -> str | None:
+    """The folder holding ``cudnn_frontend.h``: ``CUDNN_FRONTEND_INCLUDE``, else the nvidia-cudnn-frontend wheel's."""
+    candidates = [os.environ.get("CUDNN_FRONTEND_INCLUDE")]
+    try:
+        candidates.append(str(importlib.metadata.distribution("nvidia-cudnn-frontend").locate_file("include")))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return next((path for path in filter(None, candidates) if os.path.isfile(os.path.join(path, "cudnn_frontend.h"))), None)
+
+
+def _cudnn_graph_options() -> dict:
+    """Extension options for the cuDNN graph route, or {} (the route left out, with the reason printed)."""
+    if os.environ.get("RESNET_EDGE_CUDNN_GRAPH", "auto").lower() in ("0", "false", "no"):
+        print("resnet-edge: cuDNN graph route left out (RESNET_EDGE_CUDNN_GRAPH=0)")
+        return {}
+    include = _cudnn_frontend_include_dir()
+    if include is None:
+        print("resnet-edge: cuDNN graph route left out: no cuDNN frontend headers (pip install nvidia-cudnn-frontend); "
+              "the epilogue route serves CUDA")
+        return {}
+    print(f"resnet-edge: cuDNN graph route with the cuDNN frontend headers in {include}")
+    # No library to link: the frontend dlopens the libcudnn torch already loaded (cuda/cudnn_graph_conv.cpp).
+    return {"include_dirs": [include], "define_macros": [("RESNET_EDGE_HAVE_CUDNN_FRONTEND", "1")]}
 
 
 CUDA_TOOLKIT = _cuda_toolkit()
@@ -91,11 +124,13 @@ def _extension(toolkit: str | None):
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)
     print(f"resnet-edge: building CPU and CUDA kernels with {toolkit} for {os.environ['TORCH_CUDA_ARCH_LIST']}")
     # The toolkit's own headers come first, so the wheels only fill in what it lacks.
-    include_dirs = [os.path.join(toolkit, "include"), *_pip_nvidia_include_dirs()]
+    graph = _cudnn_graph_options()
+    include_dirs = [os.path.join(toolkit, "include"), *_pip_nvidia_include_dirs(), *graph.get("include_dirs", [])]
     return CUDAExtension(
         "resnet_edge._C",
         sources + _sources(f"{OPS_DIR}/cuda/*.cpp", f"{OPS_DIR}/cuda/*.cu"),
         include_dirs=include_dirs,
+        define_macros=graph.get("define_macros", []),
         extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
     )
 

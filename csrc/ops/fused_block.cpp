@@ -2,8 +2,27 @@
 // Backends register kernels in cpu/ and cuda/; fake (meta) kernels live in Python
 // (resnet_edge/ops/fake.py) so torch.export and torch.compile can trace the ops.
 
+#include "conv_route.h"
+#include "cudnn_plan_key.h"
+
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
+
+#include <string>
+
+namespace {
+
+using namespace resnet_edge::ops;
+
+std::string conv_route_now() {
+  return conv_route_name(current_conv_route());
+}
+
+std::string describe_plan_key(const at::Tensor& x, const at::Tensor& weight, int64_t stride, bool residual, bool relu) {
+  return make_plan_key(x, weight, stride, residual, relu, current_cudnn_settings()).describe();
+}
+
+} // namespace
 
 TORCH_LIBRARY(resnet_edge, m) {
   // An inference-mode BasicBlock with BatchNorm folded into each convolution:
@@ -21,6 +40,11 @@ TORCH_LIBRARY(resnet_edge, m) {
       "fused_bottleneck(Tensor x, Tensor conv1_weight, Tensor conv1_bias, Tensor conv2_weight, "
       "Tensor conv2_bias, Tensor conv3_weight, Tensor conv3_bias, Tensor? shortcut_weight, "
       "Tensor? shortcut_bias, int stride, bool residual) -> Tensor");
+  // Introspection for tests and benchmarks, answered by plain C++ in every build (CPU-only too): the
+  // route the CUDA kernels take now (conv_route.h), and the key under which a convolution of x with
+  // weight caches its cuDNN plan (cudnn_plan_key.h). Neither computes anything.
+  m.def("_conv_route() -> str", &conv_route_now);
+  m.def("_cudnn_plan_key(Tensor x, Tensor weight, int stride, bool residual, bool relu) -> str", &describe_plan_key);
 }
 
 // The ops are inference-only. Registering the not-implemented fallback makes a backward pass
