@@ -1,6 +1,8 @@
 """GPU latency of the fused-ops ResNet against eager PyTorch and ``torch.compile``, with and without CUDA graphs.
 
     python benchmarks/fused_ops_gpu.py --json fused_gpu.json          # ResNet-50, batch 1 and 32, FP32 (TF32 off) and FP16
+    python benchmarks/fused_ops_gpu.py --arch resnet50 resnet20 --cases fp16:1 fp16:32 fp32:32 --routes aten_fused epilogue
+                                                                      # the GPU suite's rows: also the other CUDA routes
     python benchmarks/fused_ops_gpu.py --memcheck                     # small correctness cases, for compute-sanitizer
     python benchmarks/fused_ops_gpu.py --device cpu --arch resnet20 --size 32 --batch 2 --dtype fp32 --no-compile
                                                                       # the CPU dry run of the same code path
@@ -10,7 +12,10 @@ For each (dtype, batch) one random-weight model, with BatchNorm statistics drawn
 ``torch.inference_mode``: eager PyTorch; ``fuse_model`` (one ``resnet_edge::`` op per block); and
 ``torch.compile`` of the eager model (inductor, default mode, static shapes). On CUDA each is also
 captured once into a ``torch.cuda.CUDAGraph`` and replayed ("+graph"), so launch overhead drops out
-for all three alike. FP32 runs with TF32 off (cuDNN and matmul); cuDNN autotuning is on for every
+for all three alike. ``--routes`` adds the fused model once more per named CUDA convolution route
+("fused:epilogue", "fused:aten_fused", "fused:cudnn_graph"; RESNET_EDGE_CONV_ROUTE, csrc/ops/conv_route.h),
+so the route "fused" takes by default (recorded as ``default_route``) is compared with the others in one
+process. FP32 runs with TF32 off (cuDNN and matmul); cuDNN autotuning is on for every
 variant (the fused op honours ``torch.backends.cudnn.benchmark`` too).
 
 Timing: CUDA events around ``--iters`` back-to-back calls, ``--rounds`` rounds with the variants taking
@@ -25,7 +30,6 @@ skipped, with the reason in the JSON, so a slow compile cannot eat a whole GPU l
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import statistics
@@ -38,35 +42,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # helpers.models: the fusion tests' model recipe
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from resnet_edge.fuse import fuse_model  # noqa: E402
 from resnet_edge.models import get_spec  # noqa: E402
 from helpers.models import trained_like as realistic_model  # noqa: E402
-from timing import time_interleaved  # noqa: E402  (benchmarks/, this script's own directory)
+from fused_ops_common import DTYPES, diff_stats, on_route, precision_flags  # noqa: E402  (benchmarks/, beside this script)
+from timing import time_interleaved  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 BASE_VARIANTS = ("eager", "fused", "compile")
+ROUTES = ("cudnn_graph", "aten_fused", "epilogue")
 
 
-@contextlib.contextmanager
-def precision_flags(device: torch.device, benchmark: bool = True):
-    """cuDNN on, autotuning on (``benchmark``), TF32 off for cuDNN and matmul (exact FP32); restored afterwards.
-
-    ``allow_tf32`` is the spelling that torch 2.8 through 2.14 all accept; the newer ``fp32_precision``
-    properties are left alone so the two APIs are never mixed.
-    """
-    if device.type != "cuda":
-        yield
-        return
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.backends.cudnn.flags(enabled=True, benchmark=benchmark, allow_tf32=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
+def default_route() -> str | None:
+    """The CUDA route "fused" takes here (None when the extension lacks the introspection op)."""
+    op = getattr(torch.ops.resnet_edge, "_conv_route", None)
+    return op() if op is not None else None
 
 
 def capture_graph(run: Callable[[], torch.Tensor], device: torch.device) -> tuple[Callable[[], torch.Tensor], torch.Tensor]:
@@ -114,14 +105,6 @@ def time_cuda(runners: dict[str, Callable[[], torch.Tensor]], rounds: int, iters
     return samples
 
 
-def diff_stats(out: torch.Tensor, reference: torch.Tensor) -> dict:
-    """max |out - reference| and that relative to the largest |reference| (both in float64)."""
-    out64, ref64 = out.double(), reference.double()
-    max_abs = (out64 - ref64).abs().max().item()
-    scale = ref64.abs().max().item()
-    return {"max_abs": max_abs, "max_rel": max_abs / max(scale, 1e-12), "finite": bool(torch.isfinite(out).all())}
-
-
 class Deadline:
     """Seconds left of ``--budget-s``; None means no bound."""
 
@@ -163,6 +146,8 @@ def measure(arch: str, dtype_name: str, batch_size: int, device: torch.device, a
         reference_fp32 = realistic_model(arch).to(device).eval()(x_cpu.to(device)).float()
         models = build_variants(arch, dtype, device, args, deadline, notes)
         runners: dict[str, Callable[[], torch.Tensor]] = {name: (lambda m=model: m(x)) for name, model in models.items()}
+        for route in args.routes if device.type == "cuda" else ():
+            runners[f"fused:{route}"] = on_route(route, runners["fused"])
         compile_started = time.monotonic()
         outputs = {name: run().float() for name, run in runners.items()}  # the first compile call compiles
         compile_s = round(time.monotonic() - compile_started, 1) if "compile" in models else None
@@ -206,78 +191,11 @@ def measure(arch: str, dtype_name: str, batch_size: int, device: torch.device, a
         row["fused_vs_compile"] = round(median["compile"] / median["fused"], 3)
     if "compile+graph" in median:
         row["fused_graph_vs_compile_graph"] = round(median["compile+graph"] / median["fused+graph"], 3)
+        row["routes_graph_vs_compile_graph"] = {
+            name[len("fused:"):-len("+graph")]: round(median["compile+graph"] / value, 3)
+            for name, value in median.items() if name.startswith("fused:") and name.endswith("+graph")
+        }
     return row
-
-
-def _direct_cases(device: torch.device) -> list[tuple[str, Callable[[], tuple[torch.Tensor, torch.Tensor]]]]:
-    """Single-op cases the model sweep misses: channel counts that force the scalar epilogue and an
-    input whose storage offset breaks 16-byte alignment (the identity shortcut then hands the
-    misaligned x to the epilogue as its residual)."""
-    from resnet_edge import ops
-
-    def basic_identity(channels: int, dtype: torch.dtype, misaligned: bool):
-        def case():
-            g = torch.Generator().manual_seed(channels)
-            n, h, w = 2, 5, 7
-            numel = n * channels * h * w
-            flat = torch.randn(numel + 1, generator=g).to(device=device, dtype=dtype)
-            storage = flat[1:] if misaligned else flat[:numel]
-            x = storage.view(n, h, w, channels).permute(0, 3, 1, 2)  # channels_last, offset by one element
-            weights = [torch.randn(channels, channels, 3, 3, generator=g).to(device=device, dtype=dtype) * 0.2 for _ in range(2)]
-            biases = [torch.randn(channels, generator=g).to(device=device, dtype=dtype) * 0.1 for _ in range(2)]
-            out = ops.fused_basic_block(x, weights[0], biases[0], weights[1], biases[1], None, None, 1, True)
-            xf = x.float()
-            hidden = F.relu(F.conv2d(xf, weights[0].float(), biases[0].float(), padding=1))
-            expected = F.relu(F.conv2d(hidden, weights[1].float(), biases[1].float(), padding=1) + xf)
-            return out.float(), expected
-
-        return case
-
-    cases = []
-    for dtype in (torch.float32, torch.float16):
-        for channels in (6, 16):
-            for misaligned in (False, True):
-                name = f"basic identity C={channels} {str(dtype).split('.')[-1]}{' misaligned' if misaligned else ''}"
-                cases.append((name, basic_identity(channels, dtype, misaligned)))
-    return cases
-
-
-MEMCHECK_ARCHS = ("resnet20", "resnet50")
-
-
-def memcheck(device: torch.device) -> int:
-    """Small correctness cases for ``compute-sanitizer --tool memcheck``, beyond tests/ops/test_ops.py's:
-    whole fused models (resnet20: basic blocks, option-A zero-pad shortcut; resnet50 at 64x64:
-    bottlenecks, projection and identity shortcuts) in FP32 and FP16, and the direct single-op cases
-    that reach the epilogue's scalar path. Prints one line per case; returns the number of mismatches."""
-    failures = 0
-    # No cuDNN autotuning: under the sanitizer every algorithm tried costs seconds, and one per shape is enough.
-    with torch.inference_mode(), precision_flags(device, benchmark=False):
-        for arch in MEMCHECK_ARCHS:
-            size = 64 if get_spec(arch).family == "imagenet" else 32
-            x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
-            model = realistic_model(arch)
-            expected = model.to(device)(x).float()
-            for dtype_name, dtype in DTYPES.items():
-                if device.type == "cpu" and dtype == torch.float16:
-                    continue  # the CPU kernel is FP32-only
-                fused = fuse_model(realistic_model(arch)).to(device=device, dtype=dtype)
-                stats = diff_stats(fused(x.to(dtype)).float(), expected)
-                ok = stats["finite"] and stats["max_rel"] < (1e-4 if dtype == torch.float32 else 5e-2)
-                failures += not ok
-                print(f"memcheck case {arch} {dtype_name}: max_rel {stats['max_rel']:.2e} {'ok' if ok else 'MISMATCH'}", flush=True)
-        for name, case in _direct_cases(device):
-            if device.type == "cpu" and "float16" in name:
-                continue
-            out, expected = case()
-            stats = diff_stats(out, expected)
-            ok = stats["finite"] and stats["max_rel"] < (1e-4 if "float32" in name else 2e-2)
-            failures += not ok
-            print(f"memcheck case {name}: max_rel {stats['max_rel']:.2e} {'ok' if ok else 'MISMATCH'}", flush=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    print(f"memcheck cases: {failures} mismatch(es)")
-    return failures
 
 
 def host_line(device: torch.device) -> str:
@@ -307,11 +225,21 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def parse_case(text: str) -> tuple[str, int]:
+    """"fp16:32" -> ("fp16", 32), for --cases."""
+    dtype_name, _, batch = text.partition(":")
+    if dtype_name not in DTYPES or not batch.isdigit() or int(batch) < 1:
+        raise argparse.ArgumentTypeError(f"a case is DTYPE:BATCH with DTYPE one of {sorted(DTYPES)}, not {text!r}")
+    return dtype_name, int(batch)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--arch", nargs="+", default=["resnet50"])
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["fp16", "fp32"])
+    parser.add_argument("--cases", nargs="+", type=parse_case, help="dtype:batch rows (e.g. fp16:1 fp32:32) instead of every --dtype x --batch.")
+    parser.add_argument("--routes", nargs="*", choices=ROUTES, default=[], help="Also time the fused model on these CUDA routes.")
     parser.add_argument("--size", type=int, help="Input height and width (default: the arch's own, 224 for ResNet-50).")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--rounds", type=int, default=5)
@@ -331,18 +259,21 @@ def main() -> int:
         print("fused_ops_gpu: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
         return 2
     if args.memcheck:
+        from fused_ops_memcheck import memcheck
+
         return 1 if memcheck(device) else 0
-    if device.type == "cpu" and "fp16" in args.dtype:
+    cases = args.cases or [(dtype_name, batch_size) for dtype_name in args.dtype for batch_size in args.batch]
+    if device.type == "cpu" and any(dtype_name == "fp16" for dtype_name, _ in cases):
         print("fused_ops_gpu: the fused CPU kernel is FP32-only; pass --dtype fp32 with --device cpu", file=sys.stderr)
         return 2
 
     deadline = Deadline(args.budget_s)
     rows = []
-    for dtype_name in args.dtype:
-        for batch_size in args.batch:
-            row = measure(args.arch, dtype_name, batch_size, device, args, deadline)
+    for arch in args.arch:
+        for dtype_name, batch_size in cases:
+            row = measure(arch, dtype_name, batch_size, device, args, deadline)
             rows.append(row)
-            print(f"measured {args.arch} {dtype_name} batch {batch_size} in {row['seconds']:.0f}s (compile {row['compile_s']}s)", file=sys.stderr, flush=True)
+            print(f"measured {arch} {dtype_name} batch {batch_size} in {row['seconds']:.0f}s (compile {row['compile_s']}s)", file=sys.stderr, flush=True)
 
     host = host_line(device)
     print(f"\nmedian ms per call, {args.rounds} rounds x {args.iters} calls, channels_last; {host}\n")
@@ -353,7 +284,8 @@ def main() -> int:
     if args.json:
         meta = {"host": host, "device": str(device), "torch": torch.__version__, "rounds": args.rounds, "iters": args.iters,
                 "tf32": False, "cudnn_benchmark": True, "compile": args.compile,
-                "compile_backend": args.compile_backend, "freezing": args.freezing}
+                "compile_backend": args.compile_backend, "freezing": args.freezing,
+                "default_route": default_route(), "routes": args.routes if device.type == "cuda" else []}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     return 0
 

@@ -13,17 +13,20 @@
 # onnx, onnxruntime, onnxscript, click, tqdm, pytest, pytest-timeout already there; nvcc 13 and
 # compute-sanitizer; no network, no TensorRT. Only what that image lacks travels in .gpu-wheels/:
 # nvidia-modelopt and the modules it imports (pydantic, pydantic-core, annotated-types,
-# typing-inspection, omegaconf, pulp) plus floors for typing-extensions, setuptools, click and tqdm.
+# typing-inspection, omegaconf, pulp), nvidia-cudnn-frontend (the C++ headers of the fused ops' cuDNN
+# graph route, issue 21) plus floors for typing-extensions, setuptools, click and tqdm.
 # A carried wheel is installed only where the package is missing or older (never a downgrade).
 #
 # Steps (each under `timeout`, each logged to its own file; the suite stops at the first failure
 # with one line `gpu_suite: FAILED at step NAME ...`): preflight, wheels, build (pip install
 # --no-deps --no-build-isolation -e . against the machine's torch, TORCH_CUDA_ARCH_LIST=9.0),
 # pytest -m cuda (test_modelopt_ptq's GPU export tests included), memcheck (compute-sanitizer over the
-# fused-op CUDA tests and benchmarks/fused_ops_gpu.py --memcheck), fused_bench (ResNet-50, batch
-# 1 and 32, FP32 TF32-off and FP16, eager / fused / torch.compile, each also as a CUDA graph), then a
-# bundle: train resnet20 on shapes, compile FP16 TorchScript (fused), validate --device cuda,
-# bench --device cuda --cuda-graphs; and a ResNet-50 FP16 bundle benched the same way.
+# fused-op CUDA tests and benchmarks/fused_ops_gpu.py --memcheck), fused_bench (ResNet-50 FP16 batch 1
+# and 32, FP32 TF32-off batch 32: eager / fused / torch.compile, each also as a CUDA graph, and the fused
+# model on every CUDA convolution route: cuDNN graph (default), ATen's cudnn_convolution_add_relu,
+# epilogue), fused_bench_r20 (the same for the CIFAR resnet20, option-A shortcuts), then a CIFAR
+# option-A bundle end to end: train resnet20 on shapes, compile FP16 TorchScript (fused), validate
+# --device cuda, bench --device cuda --cuda-graphs; and a ResNet-50 FP16 bundle benched the same way.
 # Budget: SUITE_BUDGET_S (default 470 s) for the whole suite; no step starts with less than its
 # minimum left. Results under $OUT (the device tool's) or runs/gpu-suite: summary.txt,
 # figures.json and logs.tar.gz (every step's log and report), three files in all.
@@ -57,6 +60,7 @@ pulp==3.3.2
 setuptools==84.2.1
 click==8.5.1
 tqdm==4.70.1
+nvidia-cudnn-frontend==1.28.0
 "
 
 # ---------------------------------------------------------------- --fetch-wheels (here, with network)
@@ -273,11 +277,15 @@ if [ "$MODE" = gpu ]; then
             -k cuda_matches_reference "${OPS_TESTS[@]}"
         step memcheck_cases 120 30 -- "${SAN[@]}" "$PY" benchmarks/fused_ops_gpu.py --memcheck
     fi
-    # FP16 rows first: they carry the issue's targets; torch.compile rows that would start after 100 s are skipped.
-    step fused_bench 200 60 -- "$PY" benchmarks/fused_ops_gpu.py --arch resnet50 --batch 1 32 --dtype fp16 fp32 \
-        --budget-s 100 --json "$WORK/reports/fused_ops_gpu.json"
+    # The rows of issues 17 and 21's targets (FP16 batch 1 and 32, FP32 batch 32), FP16 first; torch.compile
+    # rows that would start after 100 s are skipped. Every fused row also runs on the two other CUDA routes.
+    step fused_bench 200 60 -- "$PY" benchmarks/fused_ops_gpu.py --arch resnet50 --cases fp16:1 fp16:32 fp32:32 \
+        --routes aten_fused epilogue --budget-s 100 --json "$WORK/reports/fused_ops_gpu.json"
+    step fused_bench_r20 90 30 -- "$PY" benchmarks/fused_ops_gpu.py --arch resnet20 --cases fp16:1 fp16:32 \
+        --routes aten_fused epilogue --rounds 3 --budget-s 45 --json "$WORK/reports/fused_ops_gpu_r20.json"
     W=$WORK/bundles
-    step train_r20 100 30 -- "${CLI[@]}" train --arch resnet20 --data shapes --epochs 12 --batch-size 32 --lr 0.05 \
+    # A CIFAR option-A model end to end (issue 21: the zero-pad shortcut broke all of them on CUDA).
+    step train_r20 100 30 -- "${CLI[@]}" train --arch resnet20 --data shapes --epochs 6 --batch-size 32 --lr 0.05 \
         --workers 4 --device cuda --out "$W/r20-train"
     step compile_r20_fp16 100 30 -- "${CLI[@]}" compile --arch resnet20 --weights "$W/r20-train/best.pth" --fp16 \
         --backend torchscript --target datacenter --fused --out "$W/r20-fp16" --force
@@ -289,6 +297,11 @@ if [ "$MODE" = gpu ]; then
         --backend torchscript --target datacenter --fused --out "$W/r50-fp16" --force
     step bench_r50_fp16 100 30 -- "${CLI[@]}" bench "$W/r50-fp16" --device cuda --cuda-graphs --batch-sizes 1,8,32 \
         --report "$WORK/reports/bench_r50_fp16.json"
+    # ---- bundle device-resident time (issue 21 item 3; the lead adds it) ----------------------------------
+    # Here: bench's device_ms figure (device-resident latency beside host-to-host) for the r20 and r50
+    # bundles above, against fused+graph of fused_bench at batch 1 (target: bundle overhead <= 10%). The
+    # report already prints a bench entry's device_ms when present (gpu_suite_report.bench_lines).
+    # ---- end of the bundle device-resident time place ------------------------------------------------------
 else
     # --dry-run: the same steps on this CPU machine, minus what needs the GPU or would rebuild the shared extension.
     step wheels 120 10 -- bash -c dry_wheels
@@ -300,8 +313,8 @@ else
     step memcheck_collect 120 10 -- "$PY" -m pytest -q -p no:cacheprovider -m cuda --collect-only \
         -k cuda_matches_reference "${OPS_TESTS[@]}"
     step memcheck_cases 300 30 -- "$PY" benchmarks/fused_ops_gpu.py --memcheck --device cpu
-    step fused_bench 300 30 -- "$PY" benchmarks/fused_ops_gpu.py --device cpu --arch resnet20 --size 32 --batch 2 \
-        --dtype fp32 --rounds 2 --iters 2 --warmup 1 --compile-backend aot_eager --budget-s 120 \
+    step fused_bench 300 30 -- "$PY" benchmarks/fused_ops_gpu.py --device cpu --arch resnet20 --size 32 --cases fp32:2 \
+        --routes aten_fused epilogue --rounds 2 --iters 2 --warmup 1 --compile-backend aot_eager --budget-s 120 \
         --json "$WORK/reports/fused_ops_gpu.json"
     W=$WORK/bundles
     step train_r20 300 30 -- "${CLI[@]}" train --arch resnet20 --data shapes:256 --epochs 1 --batch-size 32 --workers 0 \

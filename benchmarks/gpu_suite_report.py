@@ -3,7 +3,7 @@
     python benchmarks/gpu_suite_report.py --mode gpu --work WORK --out OUT --elapsed SECONDS [--failed STEP]
 
 Reads WORK/logs/steps.tsv-style status (WORK/steps.tsv), WORK/reports/* (preflight, the pytest JUnit XML,
-fused_ops_gpu.json, validate and bench reports) and the memcheck logs; writes OUT/figures.json (every
+fused_ops_gpu*.json, validate and bench reports) and the memcheck logs; writes OUT/figures.json (every
 figure, machine and versions, each step's outcome) and OUT/summary.txt (the same, short, with the issue's
 targets marked met / MISSED / not measured).
 """
@@ -16,13 +16,17 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-# Issue 17's targets, as (key, description).
+# Issues 17's and 21's targets (ResNet-50 rows), as (key, description, limit).
 TARGETS = (
     ("fused_fp16_b1_vs_eager", "fused FP16 >= 1.2x eager FP16 channels_last at batch 1", 1.2),
     ("fused_fp16_b32_vs_eager", "fused FP16 >= 1.0x eager FP16 channels_last at batch 32", 1.0),
     ("fused_fp16_max_abs_diff", "fused FP16 within 1e-2 of eager FP16 (max |logit diff|)", 1e-2),
     ("memcheck_errors", "no compute-sanitizer memcheck error", 0),
+    ("graph_fp16_b1_vs_compile", "fused+graph FP16 >= 1.15x torch.compile+graph at batch 1 (issue 21)", 1.15),
+    ("graph_fp16_b32_vs_compile", "fused+graph FP16 >= 1.15x torch.compile+graph at batch 32 (issue 21)", 1.15),
+    ("graph_fp32_b32_vs_compile", "fused+graph FP32 >= 1.0x torch.compile+graph at batch 32 (issue 21)", 1.0),
 )
+LOWER_IS_BETTER = ("fused_fp16_max_abs_diff", "memcheck_errors")
 
 
 def read_steps(work: Path) -> list[dict]:
@@ -84,9 +88,12 @@ def memcheck_summary(logs: Path) -> dict:
 
 
 def fused_targets(fused: dict | None) -> dict:
-    """The figures the targets read off fused_ops_gpu.json (None where not measured)."""
-    out = {"fused_fp16_b1_vs_eager": None, "fused_fp16_b32_vs_eager": None, "fused_fp16_max_abs_diff": None}
+    """The figures the targets read off fused_ops_gpu.json's ResNet-50 rows (None where not measured)."""
+    out = {key: None for key, _, _ in TARGETS if key != "memcheck_errors"}
     for row in (fused or {}).get("rows", []):
+        if row.get("arch", "resnet50") != "resnet50":
+            continue
+        out[f"graph_{row['dtype']}_b{row['batch']}_vs_compile"] = row.get("fused_graph_vs_compile_graph")
         if row["dtype"] != "fp16":
             continue
         if row["batch"] == 1:
@@ -95,14 +102,42 @@ def fused_targets(fused: dict | None) -> dict:
             out["fused_fp16_b32_vs_eager"] = row["fused_vs_eager"]
         diff = row["vs_eager_same_dtype"]["fused"]["max_abs"]
         out["fused_fp16_max_abs_diff"] = max(diff, out["fused_fp16_max_abs_diff"] or 0.0)
-    return out
+    return {key: out.get(key) for key, _, _ in TARGETS if key != "memcheck_errors"}
 
 
 def judge(key: str, value, limit) -> str:
     if value is None:
         return "not measured"
-    ok = value <= limit if key in ("fused_fp16_max_abs_diff", "memcheck_errors") else value >= limit
+    ok = value <= limit if key in LOWER_IS_BETTER else value >= limit
     return "met" if ok else "MISSED"
+
+
+def fused_rows(benchmarks: list[dict]) -> list[dict]:
+    """Every row of every fused_ops_gpu*.json, in the order the suite wrote them."""
+    return [row for benchmark in benchmarks for row in benchmark.get("rows", [])]
+
+
+def fused_lines(benchmarks: list[dict]) -> list[str]:
+    """The summary's fused-op benchmark section: latencies, ratios and the CUDA routes against torch.compile."""
+    lines = []
+    for fused in benchmarks:
+        lines.append(f"fused-op benchmark ({fused['host']}; fused = route {fused.get('default_route')}), median ms per call:")
+        for row in fused["rows"]:
+            ms = row["median_ms"]
+            cells = ", ".join(f"{name} {value:.3f}" for name, value in ms.items())
+            lines.append(f"  {row['arch']} {row['dtype']} b{row['batch']}: {cells}")
+            lines.append(
+                f"    fused vs eager {row['fused_vs_eager']:.2f}x"
+                + (f", with graphs {row['fused_graph_vs_eager_graph']:.2f}x" if "fused_graph_vs_eager_graph" in row else "")
+                + (f", vs compile {row['fused_vs_compile']:.2f}x" if "fused_vs_compile" in row else "")
+                + (f", +graph vs compile+graph {row['fused_graph_vs_compile_graph']:.2f}x" if "fused_graph_vs_compile_graph" in row else "")
+                + f"; fused max |diff| vs eager {row['vs_eager_same_dtype']['fused']['max_abs']:.2e}"
+            )
+            routes = row.get("routes_graph_vs_compile_graph") or {}
+            if routes:
+                lines.append("    other routes, +graph vs compile+graph: " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in routes.items()))
+            lines += [f"    note: {note}" for note in row["notes"]]
+    return lines
 
 
 def bench_lines(report: dict) -> list[str]:
@@ -110,11 +145,13 @@ def bench_lines(report: dict) -> list[str]:
     for entry in report.get("results", []):
         speed = entry.get("speedup")
         gpu = entry.get("gpu_p50_ms")
+        device = entry.get("device_ms")  # bench's device-resident latency (issue 21 item 3), where it reports one
         if entry.get("p50_ms") is None:
             continue
         lines.append(
             f"    {entry['variant']:<32} batch {entry['batch']:>3}: p50 {entry['p50_ms']:.3f} ms"
-            f"{f', gpu {gpu:.3f} ms' if gpu is not None else ''}, {entry.get('throughput') or 0:.0f} img/s"
+            f"{f', gpu {gpu:.3f} ms' if gpu is not None else ''}{f', device-resident {device:.3f} ms' if device is not None else ''}"
+            f", {entry.get('throughput') or 0:.0f} img/s"
             f"{f', {speed:.2f}x fp32 eager' if speed else ''}"
         )
     for variant, why in (report.get("failed_variants") or {}).items():
@@ -135,7 +172,8 @@ def main() -> None:
     steps = read_steps(args.work)
     preflight = (reports / "preflight.txt").read_text(errors="replace") if (reports / "preflight.txt").exists() else ""
     machine = read_json_block(preflight)
-    fused = read_json(reports / "fused_ops_gpu.json")
+    benchmarks = [data for data in (read_json(path) for path in sorted(reports.glob("fused_ops_gpu*.json"))) if data]
+    fused = {"rows": fused_rows(benchmarks)} if benchmarks else None
     memcheck = memcheck_summary(args.work / "logs")
     mem_counts = [entry["errors"] for entry in memcheck.values() if entry["errors"] is not None]
     figures = {
@@ -148,7 +186,7 @@ def main() -> None:
         "pytest_cuda": pytest_counts(reports / "pytest_cuda.xml"),
         "pytest_collected": collected(args.work / "logs"),
         "memcheck": memcheck,
-        "fused_ops_gpu": fused,
+        "fused_ops_gpu": benchmarks,
         "validate": {p.stem: read_json(p) for p in sorted(reports.glob("validate_*.json"))},
         "bench": {p.stem: read_json(p) for p in sorted(reports.glob("bench_*.json"))},
     }
@@ -175,19 +213,7 @@ def main() -> None:
         lines.append(f"{name}: {count} test(s) collected")
     for name, entry in memcheck.items():
         lines.append(f"{name}: {entry['errors']} error(s)" if entry["errors"] is not None else f"{name}: {entry['why']}")
-    if fused:
-        lines.append(f"fused-op benchmark ({fused['host']}), median ms per call:")
-        for row in fused["rows"]:
-            ms = row["median_ms"]
-            cells = ", ".join(f"{name} {value:.3f}" for name, value in ms.items())
-            lines.append(f"  {row['arch']} {row['dtype']} b{row['batch']}: {cells}")
-            lines.append(
-                f"    fused vs eager {row['fused_vs_eager']:.2f}x"
-                + (f", with graphs {row['fused_graph_vs_eager_graph']:.2f}x" if "fused_graph_vs_eager_graph" in row else "")
-                + (f", vs compile {row['fused_vs_compile']:.2f}x" if "fused_vs_compile" in row else "")
-                + f"; fused max |diff| vs eager {row['vs_eager_same_dtype']['fused']['max_abs']:.2e}"
-            )
-            lines += [f"    note: {note}" for note in row["notes"]]
+    lines += fused_lines(benchmarks)
     for name, report in figures["validate"].items():
         if report:
             lines.append(
@@ -199,7 +225,7 @@ def main() -> None:
         if report:
             lines.append(f"{name}:")
             lines += bench_lines(report)
-    lines.append("targets (issue 17):")
+    lines.append("targets (issues 17 and 21):")
     lines += [f"  {t['verdict']:<13} {t['target']}: {t['value']}" for t in figures["targets"]]
     (args.out / "summary.txt").write_text("\n".join(lines) + "\n")
 
