@@ -38,7 +38,7 @@ from .options import arch_option, calibration_options, class_map_options, comman
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle directory to create.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def compile_command(**options) -> None:
-    """Compile a ResNet into a deployable bundle (TensorRT, ONNX Runtime or TorchScript).
+    """Compile a ResNet into a deployable bundle (TensorRT, ONNX Runtime, OpenVINO, AOTInductor or TorchScript).
 
     The bundle is built beside --out and renamed into place only when complete and checked against the
     FP32 model; on any error nothing is left behind.
@@ -56,6 +56,6 @@ def compile_command(**options) -> None:
     size = sum((result.path / name).stat().st_size for name in manifest["files"])
     click.echo(
         f"bundle: {result.path} ({manifest['arch']} {manifest['precision']} {manifest['backend']} for {manifest['target']}, "
-        f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB)"
+        f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB) in {manifest['build']['seconds']:.1f} s"
     )
 

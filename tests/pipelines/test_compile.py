@@ -306,6 +306,7 @@ def test_cli_compile_prints_where_the_bundle_is(tmp_path, trained_resnet20_check
     # --backend auto on a CPU host times every installed CPU runtime and keeps the fastest.
     chosen = manifest["backend"]
     assert f"bundle: {out} (resnet20 int8 {chosen} for cpu" in result.output
+    assert f"MB) in {manifest['build']['seconds']:.1f} s" in result.output  # the time taken, as the manifest records it
     assert f"backend auto -> {chosen}" in result.output
     assert manifest["calibration"]["set_manifest"] is None and manifest["calibration"]["num_images"] == 64
     assert manifest["build"]["command"].startswith("resnet-edge ")
