@@ -10,9 +10,10 @@ namespace resnet_edge::ops {
 
 // One convolution of a block, out = [relu](conv(input) + bias [+ residual]), on CUDA:
 //   CudnnGraph  one cuDNN operation graph per convolution (conv, bias add, residual add, ReLU fused by
-//               cuDNN's runtime fusion engines; cuda/cudnn_graph_conv.cpp). The default where built.
+//               cuDNN's runtime fusion engines; cuda/cudnn_graph_conv.cpp). Opt-in until measured on a GPU.
 //   AtenFused   ATen's own fused ops, at::cudnn_convolution_relu / _add_relu (the baseline to beat).
 //   Epilogue    at::cudnn_convolution, then the hand-written bias/residual/ReLU kernel (cuda/epilogue.cu).
+//               The default: the route verified on a GPU.
 // A route that cannot run one convolution (no cuDNN plan for its shape, a convolution ATen has no
 // fused op for) hands that convolution to the epilogue route, which runs everything.
 enum class ConvRoute { CudnnGraph, AtenFused, Epilogue };
