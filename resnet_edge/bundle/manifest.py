@@ -151,7 +151,7 @@ def check_host(path: Path, manifest: dict) -> None:
         if wanted_gpu and not _gpu_fits(wanted_gpu, gpu):
             raise CheckFailed(
                 f"bundle {path} was built for {_gpu_text(wanted_gpu)} and this host has {_gpu_text(gpu)}; "
-                f"TensorRT engines only run on the GPU they were built for: rebuild it here with resnet-edge compile"
+                f"its {manifest.get('backend', 'compiled')} artifact only runs on the GPU it was built for: rebuild it here with resnet-edge compile"
             )
     wanted_trt = requires.get("tensorrt")
     if wanted_trt:

@@ -153,7 +153,7 @@ def test_hardware_compatible_engines_accept_any_ampere_or_newer_gpu(monkeypatch,
 
     monkeypatch.setattr(hostinfo, "gpu_info", lambda index=0: {"name": "NVIDIA H200", "compute_capability": "9.0"})
     check_host(tmp_path, manifest(True))
-    with pytest.raises(CheckFailed, match="TensorRT engines only run on the GPU they were built for"):
+    with pytest.raises(CheckFailed, match="artifact only runs on the GPU it was built for"):
         check_host(tmp_path, manifest(False))
     monkeypatch.setattr(hostinfo, "gpu_info", lambda index=0: {"name": "Tesla T4", "compute_capability": "7.5"})
     with pytest.raises(CheckFailed):
