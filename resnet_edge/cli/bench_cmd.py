@@ -11,7 +11,8 @@ from ..core.io import write_atomic
 from ..pipelines.bench import BenchOptions, check_options, parse_batch_sizes, run_bench
 from ..pipelines.bench.scenarios import SCENARIOS, ScenarioOptions, scenario_bench
 from ..core.errors import UsageError
-from ..reports.bench import check_plot_path, describe_conditions, describe_scenario, format_profile, format_table, plot_format, render_plot
+from ..reports.bench import describe_conditions, describe_scenario, format_profile, format_table, render_plot
+from ..reports.plots import check_plot_path, plot_format
 from .options import command_line, device_option, report_option
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from ..core import defaults
 from ..pipelines.diagnose import DiagnoseOptions, diagnose_bundle
 from ..reports.diagnose import format_table, render_plot
+from ..reports.plots import check_plot_path, plot_format
 from .options import command_line, device_option, report_option
 
 
@@ -20,7 +22,8 @@ from .options import command_line, device_option, report_option
 @click.option("--min-sqnr", default=defaults.DIAGNOSE_MIN_SQNR, show_default=True, type=float, metavar="DB", help="A block output below this SQNR vs FP32 has diverged.")
 @click.option("--max-sqnr-drop", default=defaults.DIAGNOSE_MAX_SQNR_DROP, show_default=True, type=float, metavar="DB", help="... or one whose SQNR fell more than this since the previous block.")
 @report_option("Write the per-block figures and the verdict as JSON.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png", help="Plot SQNR per block (simulator and artifact).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+              help="Plot SQNR per block (simulator and artifact); .png, .svg or .pdf, from the file name.")
 @device_option("Where the artifact runs: auto is the bundle's backend choice.")
 def diagnose(bundle_dir: Path, **options) -> None:
     """Compare FP32, the INT8 simulator and the deployed BUNDLE at every residual-block output.
@@ -29,8 +32,10 @@ def diagnose(bundle_dir: Path, **options) -> None:
     from quantization (the simulator already differs) or from the engine (only the artifact does).
     Block names are those of `sensitivity --layers` and the --max-top1-drop plan.
     """
+    plot = check_plot_path(options["plot"])  # before any work: the format comes from the file name
+    renderer = partial(render_plot, fmt=plot_format(plot)) if plot is not None else None
     result = diagnose_bundle(DiagnoseOptions(bundle=bundle_dir, command=command_line(click.get_current_context()), **options),
-                             render_plot=render_plot)
+                             render_plot=renderer)
     click.echo(format_table(result.to_dict()))
     for kind, path in result.written.items():
         click.echo(f"{kind}: {path}")

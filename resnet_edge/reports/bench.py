@@ -2,40 +2,8 @@
 
 from __future__ import annotations
 
-from io import BytesIO
-from pathlib import Path
-
-from ..core.errors import UsageError
-from ..core.io import check_output_path
 from ..pipelines.bench import BASELINE_VARIANT
-
-PLOT_FORMATS = ("png", "svg", "pdf")
-
-
-def _figure_class():
-    """matplotlib's ``Figure`` (an optional dependency, imported only for ``--plot``)."""
-    from matplotlib.figure import Figure
-
-    return Figure
-
-
-def plot_format(path: Path) -> str:
-    """The plot's format, from the file name's suffix (``png``, ``svg`` or ``pdf``)."""
-    return Path(path).suffix.lower().lstrip(".")
-
-
-def check_plot_path(path: Path | None) -> Path | None:
-    """Refuse, before any work, a ``--plot`` path that cannot be written or a format that cannot be drawn."""
-    checked = check_output_path(path, "--plot")
-    if checked is None:
-        return None
-    if plot_format(path) not in PLOT_FORMATS:
-        raise UsageError(f"--plot {path}: the file name must end in .{', .'.join(PLOT_FORMATS)}")
-    try:
-        _figure_class()
-    except ImportError:
-        raise UsageError("--plot needs matplotlib (pip install -r requirements.txt)") from None
-    return checked
+from .plots import figure_bytes, figure_class
 
 
 def format_table(report: dict) -> str:
@@ -66,7 +34,7 @@ def format_table(report: dict) -> str:
 
 def render_plot(report: dict, fmt: str = "png") -> bytes:
     """Latency (p50, with the p90-p99 band) and throughput against batch size, one line per variant."""
-    figure = _figure_class()(figsize=(10, 4.2), layout="constrained")
+    figure = figure_class()(figsize=(10, 4.2), layout="constrained")
     latency_ax, throughput_ax = figure.subplots(1, 2)
     for name in dict.fromkeys(entry["variant"] for entry in report["results"]):
         entries = sorted((e for e in report["results"] if e["variant"] == name), key=lambda e: e["batch"])
@@ -90,9 +58,7 @@ def render_plot(report: dict, fmt: str = "png") -> bytes:
         f"{report['settings']['threads']} thread(s)",
         fontsize=9,
     )
-    buffer = BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=120)
-    return buffer.getvalue()
+    return figure_bytes(figure, fmt)
 
 
 def format_profile(section: dict) -> str:

@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 
-from ..core.errors import UsageError
-from ..core.io import check_output_path
+from . import plots
+from .plots import figure_bytes, plot_format
 
-PLOT_FORMATS = ("png", "svg")
+PLOT_FORMATS = ("png", "svg")  # curves draws PNG and SVG only
 TRAIN_WIDTH, VAL_WIDTH = 0.9, 2.4  # the paper's figures: thin training curves, bold validation/test curves
+__all__ = ["PLOT_FORMATS", "check_plot_path", "format_table", "plot_format", "render_plot"]  # plot_format: plots' own
+
+
+def check_plot_path(path: Path | None) -> Path | None:
+    """Refuse, before any work, a ``--plot`` that is neither .png nor .svg or that cannot be written."""
+    return plots.check_plot_path(path, PLOT_FORMATS)
 
 
 def _matplotlib():
     """matplotlib's ``Figure``, its default colour cycle and an integer tick locator (imported only for
     ``--plot``; no pyplot state)."""
     from matplotlib import rcParams
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    return Figure, rcParams["axes.prop_cycle"].by_key()["color"], MaxNLocator
-
-
-def plot_format(path: Path) -> str:
-    """The plot's format, from the file name's suffix."""
-    return Path(path).suffix.lower().lstrip(".")
-
-
-def check_plot_path(path: Path | None) -> Path | None:
-    """Refuse, before any work, a ``--plot`` that is neither .png nor .svg or that cannot be written."""
-    if path is None:
-        return None
-    if plot_format(path) not in PLOT_FORMATS:
-        raise UsageError(f"--plot {path}: the file name must end in .png or .svg")
-    checked = check_output_path(path, "--plot")
-    try:
-        _matplotlib()
-    except ImportError:
-        raise UsageError("--plot needs matplotlib (pip install -r requirements.txt)") from None
-    return checked
+    return plots.figure_class(), rcParams["axes.prop_cycle"].by_key()["color"], MaxNLocator
 
 
 def _percent(value: float) -> str:
@@ -113,6 +98,4 @@ def render_plot(report: dict, fmt: str = "png") -> bytes:
     for ax in (plain_ax, residual_ax):
         ax.xaxis.set_major_locator(integer_ticks(integer=True))
     figure.suptitle(f"training (thin) and validation (bold) error on {', '.join(report['datasets'])}", fontsize=9)
-    buffer = BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=120)
-    return buffer.getvalue()
+    return figure_bytes(figure, fmt)

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from io import BytesIO
-
-
-def _figure_class():
-    """matplotlib's ``Figure`` (optional; headless, no pyplot state)."""
-    from matplotlib.figure import Figure
-
-    return Figure
+from .plots import figure_bytes, figure_class
 
 
 def _fmt(value, spec: str) -> str:
@@ -41,7 +34,7 @@ def format_table(report: dict) -> str:
 
 def render_plot(report: dict, fmt: str = "png") -> bytes:
     """SQNR per block of the simulator and the artifact against FP32, with the divergence threshold."""
-    figure = _figure_class()(figsize=(9, 4), layout="constrained")
+    figure = figure_class()(figsize=(9, 4), layout="constrained")
     ax = figure.subplots()
     blocks = [row["block"] for row in report["rows"]]
     positions = list(range(len(blocks)))
@@ -56,6 +49,4 @@ def render_plot(report: dict, fmt: str = "png") -> bytes:
     ax.legend()
     bundle = report["bundle"]
     figure.suptitle(f"{bundle['arch']} {bundle['precision']} {bundle['backend']}: verdict {report['verdict']['source']}", fontsize=9)
-    buffer = BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=120)
-    return buffer.getvalue()
+    return figure_bytes(figure, fmt)

@@ -116,3 +116,20 @@ def test_divergence_rule_and_verdict():
 def test_usage_errors_exit_2(bundles, tmp_path):
     assert run_cli("diagnose", bundles["fp32-ort"], "--data", "shapes", "--images", 0).exit_code == 2
     assert run_cli("diagnose", bundles["fp32-ort"], "--data", "shapes", "--report", tmp_path).exit_code == 2
+
+
+@pytest.mark.parametrize("suffix, magic", [("svg", b"<?xml"), ("PDF", b"%PDF")])
+def test_plot_format_follows_the_file_name(bundles, tmp_path, suffix, magic):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / f"d.{suffix}"
+    result = run_cli("diagnose", bundles["fp32-ort"], "--data", "shapes", "--images", 4, "--plot", plot)
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes().lstrip()[: len(magic)] == magic
+
+
+def test_unknown_plot_suffix_is_refused_before_any_work(tmp_path):
+    # The bundle does not exist: the plot is refused before anything looks for it.
+    result = run_cli("diagnose", tmp_path / "no-bundle", "--data", "shapes", "--plot", tmp_path / "d.gif", "--report", tmp_path / "d.json")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: --plot {tmp_path / 'd.gif'}: the file name must end in .png, .svg or .pdf"]
+    assert list(tmp_path.iterdir()) == []
