@@ -22,14 +22,31 @@ class Predictor(Protocol):
     """What ``Backend.load`` returns: NCHW float32 batch (on the CPU) -> float32 logits on the CPU.
 
     ``device`` is where the artifact runs (``cpu`` or ``cuda[:N]``); ``module`` is the torch module it
-    runs when there is one (TorchScript, Torch-TensorRT), else None: bench replays it as a CUDA graph,
-    diagnose hooks its blocks. Callers never look further inside a predictor.
+    runs when there is one (TorchScript, Torch-TensorRT), else None: diagnose hooks its blocks. Callers
+    never look further inside a predictor.
+
+    Optional hook ``on_device(batch) -> logits``: the same computation on a float32 NCHW batch already on
+    ``device``, logits left there, no host copy and no host sync (so a CUDA graph can capture it). A
+    predictor without it gets ``device_call``'s default.
     """
 
     device: torch.device
     module: nn.Module | None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+
+def device_call(predictor: Predictor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The predictor's device-resident entry (``bench``'s device-resident latency): its ``on_device``
+    hook if it has one; else, on a CUDA device, its ``.module`` (the TorchScript and Torch-TensorRT
+    modules take the float32 batch and cast inside, as the predictor's own call does); else None (a
+    raw TensorRT engine, a CPU runtime)."""
+    own = getattr(predictor, "on_device", None)
+    if own is not None:
+        return own
+    if predictor.module is None or predictor.device.type != "cuda":
+        return None
+    return predictor.module
 
 
 @dataclass

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from ..backends import Backend, BatchSpec, Predictor, get_backend
+from ..backends.base import device_call
 from ..core.errors import CheckFailed, UsageError
 from ..core.io import file_sha256
 from ..data.presets import Preprocessing, eval_transform
@@ -110,11 +112,26 @@ class Bundle:
 
         Batches are split to at most ``batch.max`` and padded up to ``batch.min`` for the artifact.
         """
+        return self._in_chunks(self._checked(batch), lambda chunk: self.predictor(chunk).float().cpu())
+
+    def device_runner(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """``predict`` for a batch already on the predictor's GPU, logits left there: the same splitting
+        and padding and the artifact's own casts and layout changes, no host copy and no host sync (a
+        CUDA graph can capture it). None when the predictor has no device entry (``device_call``)."""
+        call = device_call(self.predictor)
+        if call is None:
+            return None
+        return lambda batch: self._in_chunks(self._checked(batch), lambda chunk: call(chunk).float())
+
+    def _checked(self, batch: torch.Tensor) -> torch.Tensor:
         if batch.dim() == 3:
             batch = batch.unsqueeze(0)
         if batch.dim() != 4 or tuple(batch.shape[1:]) != self.input_shape:
             raise UsageError(f"bundle {self.path} takes N x {' x '.join(map(str, self.input_shape))} batches, got {tuple(batch.shape)}")
-        batch = batch.float().contiguous()
+        return batch.float().contiguous()
+
+    def _in_chunks(self, batch: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``run`` on chunks of at most ``batch.max`` images, each padded up to ``batch.min``; the logits joined."""
         spec = self.batch
         outputs = []
         for start in range(0, batch.shape[0], spec.max):
@@ -122,9 +139,9 @@ class Bundle:
             count = chunk.shape[0]
             if count < spec.min:
                 chunk = torch.cat([chunk, chunk[-1:].expand(spec.min - count, *chunk.shape[1:])])
-            outputs.append(self.predictor(chunk)[:count].float().cpu())
+            outputs.append(run(chunk)[:count])
         if not outputs:
-            return torch.empty(0, self.num_classes)
+            return torch.empty(0, self.num_classes, device=batch.device)
         return torch.cat(outputs)
 
     __call__ = predict

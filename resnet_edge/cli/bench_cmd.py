@@ -26,7 +26,7 @@ from .options import command_line, device_option, report_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png", help="Plot latency and throughput against batch size (.png, .svg or .pdf).")
 @device_option(help="auto: the GPU for GPU-target bundles when one is visible.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also measure eager FP32 PyTorch of the same arch, and give ratios to it.")
-@click.option("--cuda-graphs", is_flag=True, help="On CUDA, also measure each torch-module variant replayed as a CUDA graph.")
+@click.option("--cuda-graphs", is_flag=True, help="On CUDA, also measure each variant's device-resident work replayed as a CUDA graph.")
 @click.option("--rounds", default=defaults.BENCH_ROUNDS, show_default=True, type=int, metavar="N", help="Split the timed iterations into N rounds alternating the variants.")
 @click.option("--scenario", type=click.Choice(SCENARIOS), help="Run an MLPerf-style scenario instead of the batch sweep.")
 @click.option("--quick", is_flag=True, help="With --scenario: scale the minimums down (64 queries, 2 s); the report says so.")
@@ -40,6 +40,7 @@ def bench(bundle_dir: Path, batch_sizes: str, plot: Path | None, scenario: str |
 
     Reports p50/p90/p99 latency, throughput and peak memory per batch size, for the bundle and for
     eager FP32 PyTorch of the same arch measured in the same run (speedup = its p50 / the bundle's p50).
+    On CUDA also the device-resident latency (dev ms: input already on the GPU, logits left there).
     """
     command = command_line(click.get_current_context())
     if scenario is not None:

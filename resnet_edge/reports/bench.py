@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from ..pipelines.bench import BASELINE_VARIANT
+from ..pipelines.bench.cudagraphs import SUFFIX as GRAPH_SUFFIX
+from ..pipelines.bench.resident import RAW_FUSED_PREFIX
 from .plots import figure_bytes, figure_class
 
 
 def format_table(report: dict) -> str:
-    """The results as a human-readable table (what the CLI prints)."""
+    """The results as a human-readable table (what the CLI prints); on CUDA with a ``dev ms`` column
+    (device-resident p50) and, beside a raw fused model, what the bundle adds to it under a CUDA graph."""
     bundle, settings = report["bundle"], report["settings"]
+    on_cuda = settings["device"] == "cuda"
     lines = [
         f"bench {bundle['path']}",
         f"  {bundle['arch']} {bundle['precision']} {bundle['backend']} (target {bundle['target']}), input {'x'.join(map(str, bundle['input_shape']))}; "
         f"{report['machine']['description']}, {settings['threads']} thread(s)",
-        f"  {settings['iters']} timed iterations per point ({settings['warmup']} warm-up), host batch to host logits",
+        f"  {settings['iters']} timed iterations per point ({settings['warmup']} warm-up), host batch to host logits"
+        + ("; dev ms: input already on the GPU, logits left there (CUDA events)" if on_cuda else ""),
         "",
-        f"  {'variant':<28}{'batch':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'img/s':>10}{'peak MB':>9}{'speedup':>9}",
+        f"  {'variant':<28}{'batch':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'img/s':>10}{'peak MB':>9}{'speedup':>9}"
+        + (f"{'dev ms':>10}" if on_cuda else ""),
     ]
     for entry in sorted(report["results"], key=lambda e: (e["batch"], e["variant"] != BASELINE_VARIANT, e["variant"])):
         speedup = "n/a" if entry["speedup"] is None else f"{entry['speedup']:.2f}x"
@@ -23,13 +29,39 @@ def format_table(report: dict) -> str:
         throughput = "n/a" if entry["throughput"] is None else f"{entry['throughput']:.1f}"
         lines.append(
             f"  {entry['variant']:<28}{entry['batch']:>6}{entry['p50_ms']:>10.3f}{entry['p90_ms']:>10.3f}{entry['p99_ms']:>10.3f}"
-            f"{throughput:>10}{memory:>9}{speedup:>9}"
+            f"{throughput:>10}{memory:>9}{speedup:>9}" + (f"{_device_p50(entry):>10}" if on_cuda else "")
         )
+    lines += _overhead_lines(report)
     for name, reason in report.get("failed_variants", {}).items():
         lines.append(f"  {name}: not measured ({reason})")
     if bundle.get("random_weights"):
         lines.append("  (random-weights bundle: speed only)")
     return "\n".join(lines)
+
+
+def _device_p50(entry: dict) -> str:
+    resident = entry.get("device_ms")
+    return "n/a" if not resident else f"{resident['p50']:.3f}"
+
+
+def _overhead_lines(report: dict) -> list[str]:
+    """Per batch size: the bundle's device-resident p50 against the raw fused model's, both as CUDA
+    graphs when measured so (else both eager): what the bundle's padding, casts and layout changes cost."""
+    bundle = report["bundle"]
+    by_name = {(entry["variant"], entry["batch"]): entry for entry in report["results"] if entry.get("device_ms")}
+    lines = []
+    for suffix in (GRAPH_SUFFIX, ""):
+        ours_name, raw_name = f"{bundle['backend']}-{bundle['precision']}{suffix}", f"{RAW_FUSED_PREFIX}{bundle['precision']}{suffix}"
+        for size in report["settings"]["batch_sizes"]:
+            ours, raw = by_name.get((ours_name, size)), by_name.get((raw_name, size))
+            if ours is None or raw is None:
+                continue
+            over = ours["device_ms"]["p50"] / raw["device_ms"]["p50"] - 1 if raw["device_ms"]["p50"] else float("nan")
+            lines.append(f"  batch {size}: {ours_name} {ours['device_ms']['p50']:.3f} ms device-resident vs {raw_name} "
+                         f"{raw['device_ms']['p50']:.3f} ms: the bundle adds {over:+.1%}")
+        if lines:
+            return lines
+    return lines
 
 
 def render_plot(report: dict, fmt: str = "png") -> bytes:

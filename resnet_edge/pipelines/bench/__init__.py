@@ -2,8 +2,10 @@
 
 What is measured is what an application pays: a float32 NCHW batch on the host goes in, float32
 logits on the host come out (``Bundle.predict``; host-to-device copies, padding to the artifact's batch
-range and the copy back included). ``--cuda-graphs`` adds, for every variant that runs a torch module on
-the GPU, a variant that replays a captured CUDA graph (``cudagraphs``).
+range and the copy back included). On CUDA each variant is also timed device-resident (``resident``:
+input already on the GPU, logits left there, CUDA events), beside a fused bundle the raw fused model
+too, so the copies and the bundle's own casts and padding show. ``--cuda-graphs`` adds, for every
+variant with device-resident work, a variant that replays a captured CUDA graph of it (``cudagraphs``).
 
 In the same run, the eager FP32 PyTorch model of the same architecture (``pytorch-fp32``, BatchNorm
 unfolded, exactly as ``model.eval()`` runs it) is measured as the baseline, and every figure is also

@@ -19,8 +19,15 @@ from .options import BASELINE_VARIANT, REPORT_SCHEMA, REPORT_VERSION, BenchOptio
 from .variants import Variant
 
 
-def result_entry(variant: Variant, size: int, wall: list[float], gpu: list[float], memory: MemoryFigures, memory_kind: str) -> dict:
-    """The report's entry for ``variant`` at batch ``size`` (ratios are added by ``add_ratios``)."""
+def _rounded_stats(values: list[float] | None) -> dict | None:
+    """p50/p90/p99/mean/min of ``values`` to 4 decimals (None for no values)."""
+    return {key: round(value, 4) for key, value in stats(values).items()} if values else None
+
+
+def result_entry(variant: Variant, size: int, wall: list[float], gpu: list[float], memory: MemoryFigures, memory_kind: str,
+                 resident: list[float] | None = None) -> dict:
+    """The report's entry for ``variant`` at batch ``size`` (ratios are added by ``add_ratios``);
+    ``resident``: its device-resident CUDA-event milliseconds (``resident.time_resident``), if measured."""
     figures = stats(wall)
     entry = {
         "variant": variant.name,
@@ -35,6 +42,7 @@ def result_entry(variant: Variant, size: int, wall: list[float], gpu: list[float
         "min_ms": round(figures["min"], 4),
         "throughput": round(size * 1e3 / figures["p50"], 2) if figures["p50"] > 0 else None,
         "gpu_p50_ms": round(stats(gpu)["p50"], 4) if gpu else None,
+        "device_ms": _rounded_stats(resident),
         "peak_mem_mb": None,
         "load_mem_mb": None,
         "mem_kind": None,
@@ -117,7 +125,8 @@ def _settings(options: BenchOptions, cuda: bool) -> dict:
         "threads": torch.get_num_threads(),
         "device": "cuda" if cuda else "cpu",
         "cuda_graphs": bool(options.cuda_graphs and cuda),
-        "input": "random normal float32 NCHW batch on the host; timed from host batch to host logits",
+        "input": "random normal float32 NCHW batch on the host; timed from host batch to host logits"
+                 + ("; device_ms: the same work with the input already on the GPU and the logits left there" if cuda else ""),
         "baseline": BASELINE_VARIANT if options.baseline else None,
     }
 

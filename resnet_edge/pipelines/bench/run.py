@@ -20,6 +20,7 @@ from .memory import HostMemory, MemoryFigures, measure_memory
 from .options import BenchOptions, BenchResult, check_options
 from .profile import profile_section
 from .report import add_ratios, build_report, result_entry
+from .resident import raw_fused_variant, raw_fused_wanted, time_resident
 from .timing import time_rounds, warm_up
 from .variants import ForeignRuntime, Variant, bundle_variant, eager_variant, example_batch, foreign_runtimes
 
@@ -87,10 +88,12 @@ def _variant_makers(options: BenchOptions, manifest: dict, cuda: bool) -> list[C
     """Loaders of the variants timed in this process, baseline first; each call loads a fresh one (memory
     is measured per load)."""
     makers: list[Callable[[], Variant]] = []
+    device = resolve_device(options.device) if cuda else torch.device("cpu")
     if options.baseline:
-        device = resolve_device(options.device) if cuda else torch.device("cpu")
         makers.append(partial(eager_variant, manifest, device))
     makers.append(lambda: bundle_variant(load_bundle(options.bundle, device=options.device)))
+    if cuda and raw_fused_wanted(manifest):  # what the bundle adds on top of the op, device-resident
+        makers.append(partial(raw_fused_variant, manifest, device))
     return makers
 
 
@@ -127,6 +130,7 @@ def _measure(variants: list[Variant], options: BenchOptions, shape: tuple[int, .
         batch = example_batch(size, shape)
         active = warm_up(variants, batch, options.warmup, failed)
         wall, gpu = time_rounds(active, batch, options.iters, options.rounds, cuda)
-        results += [{**result_entry(v, size, wall[v.name], gpu[v.name], memory, memory_kind), "cv": coefficient_of_variation(wall[v.name])}
-                    for v in active]
+        resident = time_resident(active, batch, options.warmup, options.iters, options.rounds) if cuda else {}
+        results += [{**result_entry(v, size, wall[v.name], gpu[v.name], memory, memory_kind, resident.get(v.name)),
+                     "cv": coefficient_of_variation(wall[v.name])} for v in active]
     return results

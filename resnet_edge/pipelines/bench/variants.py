@@ -16,6 +16,15 @@ from .options import BASELINE_VARIANT
 
 
 @dataclass
+class DeviceEntry:
+    """A variant with its input already on the GPU and its output left there (the device-resident
+    figure): ``prepare`` turns a host batch into that input, untimed; ``run`` is what is timed."""
+
+    prepare: Callable[[torch.Tensor], torch.Tensor]
+    run: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
 class Variant:
     """One thing to time: ``run`` takes a host NCHW float32 batch and returns host logits."""
 
@@ -23,8 +32,8 @@ class Variant:
     description: str
     device: str  # "cpu" or "cuda": the device type it runs on
     run: Callable[[torch.Tensor], torch.Tensor]
-    module: torch.nn.Module | None = None  # a torch module on CUDA, for --cuda-graphs
     batch_range: tuple[int, int] | None = None  # (min, max) the artifact accepts per call
+    resident: DeviceEntry | None = None  # on CUDA: the same work without the host copies (and for --cuda-graphs)
 
 
 def example_batch(size: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -33,33 +42,43 @@ def example_batch(size: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn((size, *shape), generator=generator)
 
 
+def inference(call: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``call`` under ``torch.inference_mode`` (no autograd bookkeeping in what is timed)."""
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return call(batch)
+
+    return run
+
+
 def eager_variant(manifest: dict, device: torch.device) -> Variant:
     """Eager FP32 PyTorch of the bundle's arch, BatchNorm unfolded, exactly as ``model.eval()`` runs it."""
     with torch.random.fork_rng(devices=[]):  # speed does not depend on the weights; leave the caller's RNG alone
         torch.manual_seed(0)
         model = create_model(manifest["arch"], num_classes=manifest["num_classes"], shortcut=manifest.get("shortcut"))
     model = model.float().eval().to(device)
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(batch.to(device)).float().cpu()
-
-    return Variant(BASELINE_VARIANT, "eager PyTorch, FP32, BatchNorm unfolded", device.type, run, model if device.type == "cuda" else None)
+    on_cuda = device.type == "cuda"
+    return Variant(BASELINE_VARIANT, "eager PyTorch, FP32, BatchNorm unfolded", device.type, inference(lambda batch: model(batch.to(device)).float().cpu()),
+                   resident=DeviceEntry(lambda batch: batch.to(device), inference(model)) if on_cuda else None)
 
 
 def bundle_variant(loaded: Bundle) -> Variant:
-    """The bundle through ``Bundle.predict`` (padding, splitting and host copies included)."""
+    """The bundle through ``Bundle.predict`` (padding, splitting and host copies included); on CUDA its
+    device-resident entry is ``Bundle.device_runner`` (the same padding and the artifact's own casts and
+    layout changes, no host copy), when the backend's predictor has one."""
     manifest = loaded.manifest
     predictor = loaded.predictor
     device = predictor.device.type
     batch = loaded.batch
+    on_device = loaded.device_runner() if device == "cuda" else None
     return Variant(
         f"{manifest['backend']}-{manifest['precision']}",
         f"the bundle's artifact ({manifest['artifacts']['model']}, {manifest['backend']}, {manifest['precision']}, target {manifest['target']})",
         device,
         loaded.predict,
-        predictor.module if device == "cuda" else None,
         (batch.min, batch.max),
+        DeviceEntry(lambda host: host.to(predictor.device), inference(on_device)) if on_device is not None else None,
     )
 
 
@@ -71,7 +90,6 @@ def _runtime_variant(backend: Backend, manifest: dict, run: Callable[[torch.Tens
         f"the bundle's {manifest['backend']} model run by {backend.display_name or backend.name} on the CPU, in its own process",
         "cpu",
         run,
-        None,
         (batch.min, batch.max),
     )
 
