@@ -18,6 +18,8 @@ from resnet_edge.cli.demo_cmd import DEMO_CALIB_SET
 from resnet_edge.core.io import file_sha256
 from resnet_edge.pipelines.compile import CompileOptions, compile_bundle
 from resnet_edge.pipelines.retarget import RetargetOptions, retarget_bundle
+from resnet_edge.quantize import calibration as calibration_module
+from resnet_edge.quantize.calibset import load_calibset
 
 DEMO_SET = Path(str(DEMO_CALIB_SET))
 CALIB_IMAGES = 64  # enough for max ranges; keeps each build quick
@@ -95,9 +97,13 @@ def test_retarget_records_its_parent_and_compares_simulators(cpu_bundle, orin_re
     assert orin_retargeted.manifest["reference"]["sha256"] == file_sha256(trained_resnet20_checkpoint)
 
 
-def test_retarget_back_to_cpu_and_same_form_is_exact(cpu_bundle, orin_retargeted, tmp_path):
+def test_retarget_back_to_cpu_and_same_form_is_exact(cpu_bundle, orin_retargeted, tmp_path, monkeypatch):
     # cpu -> cpu (another build of the same form): the same graph as the parent, simulators identical
+    loads = []
+    monkeypatch.setattr(calibration_module, "load_calibset", lambda path: loads.append(path) or load_calibset(path))
     again = retarget_bundle(RetargetOptions(cpu_bundle, "cpu", tmp_path / "again"))
+    assert loads == [cpu_bundle / "calibration-set.json"]  # the parent's set loaded and hash-checked once
+    assert again.manifest["calibration"]["set_hash"] == json.loads((cpu_bundle / "manifest.json").read_text())["calibration"]["set_hash"]
     assert_same_graph(again.path / "model.onnx", cpu_bundle / "model.onnx")
     check = again.manifest["retarget"]["simulator_check"]
     assert check["same_form"] and check["max_abs_diff"] == 0

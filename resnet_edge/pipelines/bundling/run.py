@@ -47,12 +47,15 @@ class Inputs:
 Finish = Callable[[Path, dict, Backend], None]
 
 
-def build_bundle(options: CompileOptions, finish: Finish | None = None) -> CompileResult:
-    """Build the bundle ``options`` describe at ``options.out``; see the module docstring for the order."""
+def build_bundle(options: CompileOptions, finish: Finish | None = None, calibration: PreparedCalibration | None = None) -> CompileResult:
+    """Build the bundle ``options`` describe at ``options.out``; see the module docstring for the order.
+
+    ``calibration``: the images of ``options.calib_set`` already prepared (retarget's, loaded and
+    hash-checked once), used instead of loading the set again."""
     with collect_warnings() as warnings:
         started = time.time()
         plan = plan_build(options)
-        inputs = _prepare_inputs(options, plan)
+        inputs = _prepare_inputs(options, plan, calibration)
         with bundle_io.staging(plan.out, options.force) as tmp:
             manifest, build_seconds = _build(options, plan, inputs, tmp)
             _check(options, plan, inputs, tmp, manifest)
@@ -63,15 +66,16 @@ def build_bundle(options: CompileOptions, finish: Finish | None = None) -> Compi
     return CompileResult(plan.out, written, list(warnings))
 
 
-def _prepare_inputs(options: CompileOptions, plan: BuildPlan) -> Inputs:
+def _prepare_inputs(options: CompileOptions, plan: BuildPlan, calibration: PreparedCalibration | None = None) -> Inputs:
     """Weights, calibration and validation images, and the fallback plan; fixes the config's input shape
     and (for ``--max-top1-drop``) the layers kept out of INT8."""
     loaded = resolve_weights(options.arch, options.weights, options.random_weights)
     model = loaded.model.float().cpu().eval()
     config = plan.config
     config.input_shape = (3, loaded.preprocessing.crop, loaded.preprocessing.crop)
-    calibration = None
-    if options.precision == "int8" and (options.calib_set or options.calib_data):
+    if calibration is not None:
+        config.calibration = calibration.data
+    elif options.precision == "int8" and (options.calib_set or options.calib_data):
         calibration = prepare_calibration(loaded, options.calib_set, options.calib_data, options.calib_images,
                                           options.calib_method, options.calib_seed,
                                           class_map=options.class_map, by_index=options.by_index)

@@ -220,7 +220,7 @@ def retarget_bundle(options: RetargetOptions) -> CompileResult:
             check = simulator_check(parent, tmp, manifest, built_with, images, source)
             record(manifest, parent, compile_opts, weights, check)
 
-        result = build_bundle(compile_opts, finish=finish)
+        result = build_bundle(compile_opts, finish=finish, calibration=calibration)  # the set loaded once, here
     return replace(result, warnings=list(warnings))
 
 
