@@ -119,7 +119,7 @@ class BuildConfig:
     """Everything a backend's ``build`` needs besides the model; filled in and checked by ``compile``."""
 
     arch: str
-    precision: str  # "fp32" | "fp16" | "int8"
+    precision: str  # one of core.defaults.PRECISIONS: "fp32" | "fp16" | "bf16" | "int8"
     target: str  # one of TARGETS
     input_shape: tuple[int, int, int]  # C, H, W
     batch: BatchSpec = field(default_factory=BatchSpec)

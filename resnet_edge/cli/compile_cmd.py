@@ -19,6 +19,7 @@ from .options import arch_option, calibration_options, class_map_options, comman
 @click.option("--random-weights", is_flag=True, help="Untrained weights, recorded as such: for speed measurements only.")
 @click.option("--fp32", is_flag=True, help="Full precision.")
 @click.option("--fp16", is_flag=True, help="Half precision.")
+@click.option("--bf16", is_flag=True, help="bfloat16 (aoti on a CUDA GPU, unfused: the fused CUDA kernels are float32/float16).")
 @click.option("--int8", is_flag=True, help="INT8 with calibration (needs --calib-data or --calib-set).")
 @calibration_options("Calibration images: DIR, cifar10:DIR or shapes[:N] (train split; --calib-images drawn with a fixed seed).")
 @click.option("--backend", default=defaults.BACKEND, show_default=True, type=click.Choice(BACKEND_CHOICES), help="auto: tensorrt with a CUDA GPU and torch-tensorrt; for a CPU target, every installed CPU runtime is built and timed and the fastest kept.")
@@ -46,9 +47,9 @@ def compile_command(**options) -> None:
     # Three flags, one choice: each is its own boolean so that giving two is seen, not resolved silently.
     given = [name for name in defaults.PRECISIONS if options.pop(name)]
     if not given:
-        raise UsageError("pass one of --fp32, --fp16 or --int8")
+        raise UsageError(f"pass one of {defaults.precision_flags()}")
     if len(given) > 1:
-        raise UsageError(f"pass only one of --fp32, --fp16 or --int8 (got {' and '.join('--' + name for name in given)})")
+        raise UsageError(f"pass only one of {defaults.precision_flags()} (got {' and '.join('--' + name for name in given)})")
     options["precision"] = given[0]
     command = command_line(click.get_current_context())
     result = compile_bundle(CompileOptions(**options, command=command))

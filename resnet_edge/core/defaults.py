@@ -7,9 +7,16 @@ use them. Change a default here and both follow.
 from __future__ import annotations
 
 # What can be built, and for where.
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+HALF_PRECISIONS = ("fp16", "bf16")  # 16-bit floats: built and run on a GPU by the backends that offer them
 TARGETS = ("cpu", "datacenter", "jetson-orin", "jetson-xavier")
 BACKEND = "auto"
+
+
+def precision_flags() -> str:
+    """The compile command's precision flags as a sentence: ``--fp32, --fp16, --bf16 or --int8``."""
+    flags = [f"--{name}" for name in PRECISIONS]
+    return f"{', '.join(flags[:-1])} or {flags[-1]}"
 DEVICE = "auto"
 
 # INT8 calibration.

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from torch._inductor import config as inductor_config
 
 from helpers.aoti_bundles import FUSED, REPO, aoti_resnet20, run_compile
 from resnet_edge import bundle
 from resnet_edge.backends import BatchSpec, BuildConfig, get_backend
 from resnet_edge.backends.aoti import cache, compiler, host
+from resnet_edge.cli import main
 from resnet_edge.core.errors import CheckFailed, UsageError
 from resnet_edge.models import create_model
 from resnet_edge.weights import load_weights
@@ -151,6 +153,19 @@ def test_refused_configs_say_what_to_do():
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="for --target datacenter holds CUDA kernels"):
             backend.check_config(BuildConfig(precision="fp32", **{**base, "target": "datacenter"}))
+
+
+def test_bf16_is_refused_with_the_fused_ops_whose_cuda_kernels_are_float_and_half():
+    """The check needs no GPU: a build device of cuda gets past the GPU check to the fused-ops one."""
+    config = BuildConfig(arch="resnet20", precision="bf16", target="datacenter", input_shape=(3, 32, 32), fused=True, device="cuda")
+    with pytest.raises(UsageError, match="not bfloat16; pass --no-fused"):
+        get_backend("aoti").check_config(config)
+
+
+def test_compile_offers_bf16_and_names_every_precision_flag(tmp_path):
+    result = CliRunner().invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--fp16", "--bf16", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "pass only one of --fp32, --fp16, --bf16 or --int8 (got --fp16 and --bf16)" in result.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_no_cxx_compiler_is_refused_before_any_work(tmp_path):

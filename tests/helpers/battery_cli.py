@@ -86,8 +86,8 @@ CASES = [
     _c("calibset-sigterm", ["-v", "calibset", "--data", "shapes:60000", "--count", "60000", "--out", "{set}", "--force"], 143, r"^error: terminated by SIGTERM$",
        "nothing to do: the old set is kept", [("{set}", U)], setup="calibration_set", subprocess=True, signal=SIGTERM, signal_when=r"^hashing", progress=True),
     # ---------------------------------------------------------------- compile: arguments
-    _c("compile-no-precision", ["compile", *RANDOM, *ORT, "--out", "{out}"], 2, r"pass one of --fp32, --fp16 or --int8", "pass one precision flag", [("{out}", A)]),
-    _c("compile-two-precisions", ["compile", *RANDOM, "--fp16", "--int8", *ORT, "--out", "{out}"], 2, r"pass only one of --fp32, --fp16 or --int8 \(got --fp16 and --int8\)",
+    _c("compile-no-precision", ["compile", *RANDOM, *ORT, "--out", "{out}"], 2, r"pass one of --fp32, --fp16, --bf16 or --int8", "pass one precision flag", [("{out}", A)]),
+    _c("compile-two-precisions", ["compile", *RANDOM, "--fp16", "--int8", *ORT, "--out", "{out}"], 2, r"pass only one of --fp32, --fp16, --bf16 or --int8 \(got --fp16 and --int8\)",
        "pass one precision flag", [("{out}", A)]),
     _c("compile-bad-backend", ["compile", *RANDOM, "--fp32", "--backend", "tvm", "--out", "{out}"], 2, r"^error: Invalid value for '--backend'", "see --help for the backends", [("{out}", A)]),
     _c("compile-missing-out", ["compile", *RANDOM, "--fp32"], 2, r"^error: Missing option '--out'", "pass --out DIR"),

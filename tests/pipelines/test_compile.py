@@ -291,7 +291,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
         "(random calibration is refused: it gives ranges that fit no real image)"
     ]
     result = runner.invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--out", str(tmp_path / "b")])
-    assert result.exit_code == 2 and "pass one of --fp32, --fp16 or --int8" in result.output
+    assert result.exit_code == 2 and "pass one of --fp32, --fp16, --bf16 or --int8" in result.output
     result = runner.invoke(main, ["compile", "--arch", "resnet20", "--random-weights", "--fp32", "--backend", "tvm", "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []

@@ -54,6 +54,8 @@ class AotiBackend(Backend):
         if config.target != "cpu" and not on_gpu:
             raise UsageError(f"an AOTInductor package for --target {config.target} holds CUDA kernels compiled on that GPU "
                              f"and none is visible here; compile there, or use --target cpu")
+        if config.fused and config.precision == "bf16":
+            raise UsageError("the fused resnet_edge CUDA kernels run float32 and float16, not bfloat16; pass --no-fused for a BF16 package")
         if config.fused:
             ok, reason = fused_ops_status()
             if not ok:

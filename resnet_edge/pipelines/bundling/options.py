@@ -86,7 +86,7 @@ def _check_fallback(options: CompileOptions) -> None:
 def check_options(options: CompileOptions) -> None:
     """Refuse contradictory or out-of-range options with a ``UsageError`` saying what to pass instead."""
     if options.precision not in defaults.PRECISIONS:
-        raise UsageError(f"unknown precision {options.precision!r}; pass --fp32, --fp16 or --int8")
+        raise UsageError(f"unknown precision {options.precision!r}; pass {defaults.precision_flags()}")
     _check_calibration(options)
     if options.batch is not None and options.dynamic_batch is not None:
         raise UsageError("pass either --batch N or --dynamic-batch MIN:OPT:MAX, not both")

@@ -15,7 +15,7 @@ from ... import bundle as bundle_io
 from ...backends import Backend, BackendOptions, BatchSpec, BuildConfig, QuantOptions, make_options, resolve_backend
 from ...backends.base import check_ranges_support
 from ...core import hostinfo
-from ...core.defaults import TARGETS
+from ...core.defaults import HALF_PRECISIONS, TARGETS
 from ...models import get_spec
 from .options import CompileOptions, check_options
 
@@ -43,7 +43,7 @@ def build_device(backend: Backend, target: str, precision: str) -> str:
     """Where to build: the GPU for GPU targets, FP16 and GPU-only backends (when one is visible)."""
     if not torch.cuda.is_available():
         return "cpu"
-    return "cuda" if (target != "cpu" or precision == "fp16" or "cpu" not in backend.targets) else "cpu"
+    return "cuda" if (target != "cpu" or precision in HALF_PRECISIONS or "cpu" not in backend.targets) else "cpu"
 
 
 def _batch(options: CompileOptions, backend: Backend | None) -> BatchSpec:
