@@ -35,7 +35,8 @@ def _serve(connection, factory: Factory, recipe: dict, threads: int) -> None:
     connection.send(("ready", None) if run is not None else ("unavailable", None))
     with torch.inference_mode():
         while (request := connection.recv()) is not None:
-            kind, batch, count = request
+            kind, array, count = request
+            batch = torch.from_numpy(array)
             try:
                 if kind == "run":
                     for _ in range(count):
@@ -74,7 +75,9 @@ class ProcessRunner:
             return "error", f"the worker process exited with code {self._process.exitcode} before its runner was built"
 
     def _ask(self, kind: str, batch: torch.Tensor, count: int):
-        self._pipe.send((kind, batch, count))
+        # As a numpy array, pickled through the pipe: a tensor would travel through torch's shared-memory
+        # files instead, which fail under a file-size limit (`ulimit -f`) that has nothing to do with timing.
+        self._pipe.send((kind, batch.numpy(), count))
         try:
             status, value = self._pipe.recv()
         except EOFError:
