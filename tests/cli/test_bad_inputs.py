@@ -316,12 +316,18 @@ def _run_with_signal(case: Case, argv: list[str], paths: dict) -> Outcome:
         process.send_signal(case.signal)
     try:
         process.wait(case.timeout)
+        hung = False
+    except subprocess.TimeoutExpired:
+        hung = True
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
     for reader in readers:
         reader.join(10)
-    assert started, f"{case.id}: {case.signal_when!r} never appeared:\n{''.join(streams['stderr'])}"
+    # Two different failures, told apart: the command never reached the point to signal, or ignored the signal.
+    assert started, f"{case.id}: {case.signal_when!r} never appeared within {case.timeout} s:\n{''.join(streams['stderr'])}"
+    assert not hung, f"{case.id}: still running {case.timeout} s after {signal.Signals(case.signal).name}:\n{''.join(streams['stderr'])}"
     return Outcome(process.returncode, "".join(streams["stderr"]), "".join(streams["stdout"]))
 
 
