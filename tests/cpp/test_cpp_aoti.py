@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from helpers import golden
 from helpers.aoti_bundles import aoti_resnet20
-from resnet_edge import bundle as bundle_mod
 
 REPO = Path(__file__).resolve().parents[2]
 INFER = REPO / "build" / "cpp" / "resnet-edge-infer"
@@ -58,17 +56,7 @@ def test_parity_with_python(aoti_bundle, tmp_path):
     assert "aoti on cpu" in result.stderr
     frames = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(f["file"]).name for f in frames] == [p.name for p in images]
-
-    loaded = bundle_mod.load(aoti_bundle, device="cpu")
-    inputs = golden.python_inputs(loaded, images)
-    with torch.inference_mode():
-        expected = loaded.predict(inputs).numpy()
-    worst = float(np.abs(_logits(result) - expected).max())
-    print(f"AOTInductor C++ vs Python: largest logit difference {worst:.2e} over {len(images)} images")
-    assert worst < TOLERANCE
-    assert [[p["index"] for p in f["top_k"]] for f in frames] == expected.argsort(1)[:, ::-1][:, :5].tolist()
-    for i in range(len(images)):  # the model input is the same bytes
-        assert np.array_equal(np.load(saved / f"frame_{i:06d}.npy"), inputs[i].numpy()), images[i].name
+    golden.assert_app_matches_python(aoti_bundle, images, frames, saved, TOLERANCE, "AOTInductor")
 
 
 def test_batches_match_single_images(aoti_bundle, tmp_path):

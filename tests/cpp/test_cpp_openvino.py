@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from helpers import golden
 from helpers.cpp_bundles import compile_bundle
-from resnet_edge import bundle as bundle_mod
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO / "build" / "cpp"
@@ -62,18 +60,7 @@ def test_parity_with_python(openvino_bundle, tmp_path):
     frames = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(f["file"]).name for f in frames] == [p.name for p in images]
     assert "openvino on cpu" in result.stderr
-
-    loaded = bundle_mod.load(openvino_bundle, device="cpu")
-    inputs = golden.python_inputs(loaded, images)
-    with torch.inference_mode():
-        expected = loaded.predict(inputs).numpy()
-    got = np.array([f["logits"] for f in frames], dtype=np.float64)
-    worst = float(np.abs(got - expected).max())
-    print(f"OpenVINO C++ vs Python: largest logit difference {worst:.2e} over {len(images)} images")
-    assert worst < TOLERANCE
-    assert [[p["index"] for p in f["top_k"]] for f in frames] == expected.argsort(1)[:, ::-1][:, :5].tolist()
-    for i in range(len(images)):  # the model input is the same bytes
-        assert np.array_equal(np.load(saved / f"frame_{i:06d}.npy"), inputs[i].numpy()), images[i].name
+    golden.assert_app_matches_python(openvino_bundle, images, frames, saved, TOLERANCE, "OpenVINO")
 
 
 def test_batches_and_devices(openvino_bundle, tmp_path):

@@ -191,6 +191,23 @@ def python_inputs(bundle, images: list[Path]) -> torch.Tensor:
     return torch.stack([transform(load_rgb(str(path))) for path in images])
 
 
+def assert_app_matches_python(bundle_dir: Path, images: list[Path], frames: list[dict], saved: Path, tolerance: float,
+                              label: str) -> None:
+    """The app's ``--json --logits --save-input`` records ``frames`` of ``images`` against the Python
+    pipeline: the same model input bytes, logits within ``tolerance``, the same top-5."""
+    bundle = bundle_mod.load(bundle_dir, device="cpu")
+    inputs = python_inputs(bundle, images)
+    with torch.inference_mode():
+        expected = bundle.predict(inputs).numpy()
+    got = np.array([frame["logits"] for frame in frames], dtype=np.float64)
+    worst = float(np.abs(got - expected).max())
+    print(f"{label} C++ vs Python: largest logit difference {worst:.2e} over {len(images)} images")
+    assert worst < tolerance
+    assert [[p["index"] for p in frame["top_k"]] for frame in frames] == expected.argsort(1)[:, ::-1][:, :5].tolist()
+    for i in range(len(images)):  # the model input is the same bytes
+        assert np.array_equal(np.load(saved / f"frame_{i:06d}.npy"), inputs[i].numpy()), images[i].name
+
+
 def golden(bundle_dir: Path, images: list[Path]) -> dict:
     """The golden record of ``images`` through the bundle at ``bundle_dir`` (Python pipeline)."""
     bundle = bundle_mod.load(bundle_dir, device="cpu")
